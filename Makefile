@@ -1,0 +1,55 @@
+# perceptual — reproducibility study of Johnson et al. (ECCV 2016)
+#   make setup        create .venv and install (idempotent; fast when done)
+#   make test         setup, then the offline test suite
+#   make reproduce    train what is missing, evaluate, execute every notebook, build the book
+#                     (PROFILE=paper when a CUDA GPU is present, else demo; PROFILE=… overrides)
+#   make chapter NAME=fig5_objective   run one chapter's notebook (and what it needs)
+#   make book         build the rendered book from executed notebooks
+#   make data DATASETS="set5 set14"     download datasets (verified, resumable)
+#   make clean        remove generated results, executed notebooks and the built book
+# DATA_ROOT=path points every consumer at a local mirror (e.g. ../shared/data).
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PROFILE ?=
+DATA_ROOT ?=
+DATASETS ?= set5 set14 bsd100 styles content coco-val-sample
+
+ifneq ($(strip $(DATA_ROOT)),)
+export PERCEPTUAL_DATA_ROOT := $(abspath $(DATA_ROOT))
+endif
+
+.PHONY: setup test reproduce chapter book data data-status clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[all]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+reproduce: setup
+	$(BIN)/perceptual reproduce $(if $(PROFILE),--profile $(PROFILE),)
+
+chapter: setup
+	@test -n "$(NAME)" || (echo "usage: make chapter NAME=<notebook name, e.g. fig5_objective>"; exit 2)
+	$(BIN)/perceptual reproduce --only $(NAME) --no-book $(if $(PROFILE),--profile $(PROFILE),)
+
+book: setup
+	$(BIN)/perceptual book
+
+data: setup
+	$(BIN)/perceptual data fetch $(DATASETS)
+
+data-status: setup
+	$(BIN)/perceptual data status
+
+clean:
+	rm -rf results/*/ results/*.csv results/*.json book/_build book/*.ipynb

@@ -1,0 +1,134 @@
+"""Study profiles: every size, count and dataset the whole study uses, in one table.
+
+- ``demo``  — embedded data (:mod:`perceptual.demo`), offline ``vgg19-caffe``, CPU, tiny sizes:
+  the whole book in ≤ 15 min on 2 CPU cores. Numbers show the pipeline works, not the paper's
+  results.
+- ``small`` — real data from the data root, reduced sizes and iterations chosen so the results
+  mean something: ≤ 30 min on one GPU, a few hours on a 2-core CPU. Loss network ``vgg19-caffe``
+  (the one real pretrained network available offline); set ``LOSS_NETWORK=vgg16-caffe`` where the
+  weights can be downloaded.
+- ``paper`` — the paper's settings on the full datasets (COCO train2014, 40k/200k iterations,
+  50 val images, 256/512/1024), for a GPU box.
+
+A profile is printed at the start of every run (:func:`describe`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+from .config import PAPER, SRConfig, StyleTrainConfig, flatten
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    data: str  # "demo": embedded data; "root": the data root (PERCEPTUAL_DATA_ROOT)
+    loss_network: str
+    # data, relative to the data root
+    train_dirs: tuple[str, ...]  # style-transfer and super-resolution training photos
+    content_dir: str  # evaluation content images (Fig. 5–7)
+    style_file: str  # Fig. 5 / Table 1 style ("The Muse" in the paper)
+    qualitative_styles: tuple[str, ...]  # Fig. 6/7 style files
+    sr_sets: tuple[tuple[str, str], ...]  # (name, folder) HR benchmarks
+    # style transfer
+    style: StyleTrainConfig
+    # optimisation figures
+    inversion_size: int
+    inversion_iterations: int
+    fig5_sizes: tuple[int, ...]
+    fig5_images: int
+    fig5_iterations: int
+    qualitative_sizes: tuple[int, ...]  # Fig. 6 (256) and Fig. 7 (512)
+    qualitative_images: int
+    # speed
+    table1_sizes: tuple[int, ...]
+    table1_repeats: int
+    table1_gatys_iterations: int  # timed L-BFGS iterations (per-iteration time is extrapolated)
+    # super-resolution
+    sr: SRConfig
+    sr_factors: tuple[int, ...]
+    srcnn_iterations: int
+    sr_max_images: int  # per benchmark set (0 = all)
+    notes: tuple[str, ...] = field(default=())
+
+
+_STYLE_FILE = "styles/fast-neural-style/la_muse.jpg"
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (
+    Profile(
+        name="demo",
+        description="embedded scikit-image data, offline VGG-19 (Caffe), CPU-sized: shows the pipeline, not the paper's numbers",
+        data="demo", loss_network="vgg19-caffe",
+        train_dirs=("train/demo",), content_dir="content/demo", style_file="styles/demo/swirl.png",
+        qualitative_styles=("styles/demo/swirl.png",), sr_sets=(("Demo", "sr/Demo"),),
+        style=replace(PAPER.style, style="swirl", image_size=96, style_size=128, batch_size=2, iterations=120,
+                      checkpoint_every=60, val_every=60, val_images=1,
+                      loss=replace(PAPER.style.loss, network="vgg19-caffe", style_weight=10.0, tv_weight=1e-5)),
+        inversion_size=96, inversion_iterations=60,
+        fig5_sizes=(64, 128), fig5_images=2, fig5_iterations=40,
+        qualitative_sizes=(96, 160), qualitative_images=2,
+        table1_sizes=(128, 256), table1_repeats=3, table1_gatys_iterations=3,
+        sr=replace(PAPER.sr, network="vgg19-caffe", patch=96, iterations=100, checkpoint_every=50,
+                   val_every=50, val_images=1),
+        sr_factors=(4, 8), srcnn_iterations=100, sr_max_images=0,
+        notes=("96² training crops and 120 iterations instead of 256² and 40,000: minutes on a CPU",
+               "VGG-19 (Caffe) instead of VGG-16: the only real pretrained weights available offline"),
+    ),
+    Profile(
+        name="small",
+        description="real data from the data root at reduced size and iteration counts",
+        data="root", loss_network="vgg19-caffe",
+        train_dirs=("train",), content_dir="coco", style_file=_STYLE_FILE,
+        qualitative_styles=(_STYLE_FILE, "styles/fast-neural-style/starry_night.jpg"),
+        sr_sets=(("Set5", "sr/Set5"), ("Set14", "sr/Set14"), ("BSD100", "sr/BSD100")),
+        style=replace(PAPER.style, image_size=256, style_size=384, iterations=4000, checkpoint_every=500,
+                      val_every=500, loss=replace(PAPER.style.loss, network="vgg19-caffe")),
+        inversion_size=256, inversion_iterations=300,
+        fig5_sizes=(256, 512, 1024), fig5_images=10, fig5_iterations=300,
+        qualitative_sizes=(256, 512), qualitative_images=4,
+        table1_sizes=(256, 512, 1024), table1_repeats=10, table1_gatys_iterations=10,
+        sr=replace(PAPER.sr, network="vgg19-caffe", iterations=10_000, checkpoint_every=1000),
+        sr_factors=(4, 8), srcnn_iterations=10_000, sr_max_images=0,
+        notes=("744 local photos stand in for COCO train2014 (80k)",
+               "4,000 style iterations instead of 40,000; 10k super-resolution iterations instead of 200k",
+               "10 COCO val images for Fig. 5 instead of 50"),
+    ),
+    Profile(
+        name="paper",
+        description="the paper's settings on the full datasets (GPU)",
+        data="root", loss_network="vgg16-caffe",
+        train_dirs=("coco/train2014",), content_dir="coco/val2014", style_file=_STYLE_FILE,
+        qualitative_styles=(_STYLE_FILE, "styles/fast-neural-style/starry_night.jpg",
+                            "styles/fast-neural-style/wave.jpg", "styles/fast-neural-style/composition_vii.jpg"),
+        sr_sets=(("Set5", "sr/Set5"), ("Set14", "sr/Set14"), ("BSD100", "sr/BSD100")),
+        style=PAPER.style,
+        inversion_size=256, inversion_iterations=500,
+        fig5_sizes=(256, 512, 1024), fig5_images=50, fig5_iterations=500,
+        qualitative_sizes=(256, 512), qualitative_images=6,
+        table1_sizes=(256, 512, 1024), table1_repeats=20, table1_gatys_iterations=20,
+        sr=PAPER.sr, sr_factors=(4, 8), srcnn_iterations=200_000, sr_max_images=0,
+    ),
+)}
+
+
+def get(name: str | None = None) -> Profile:
+    """Profile by name; ``PERCEPTUAL_PROFILE`` or ``demo`` when None. ``LOSS_NETWORK`` overrides the net."""
+    name = name or os.environ.get("PERCEPTUAL_PROFILE") or "demo"
+    if name not in PROFILES:
+        raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    profile = PROFILES[name]
+    net = os.environ.get("LOSS_NETWORK")
+    if net:
+        profile = replace(profile, loss_network=net, style=replace(profile.style, loss=replace(
+            profile.style.loss, network=net)), sr=replace(profile.sr, network=net))
+    return profile
+
+
+def describe(profile: Profile) -> str:
+    """A readable dump of every setting (printed at the start of each run)."""
+    lines = [f"profile {profile.name!r}: {profile.description}"]
+    lines += [f"  {k} = {v}" for k, v, _ in flatten(profile) if k not in ("name", "description", "notes")]
+    lines += [f"  note: {n}" for n in profile.notes]
+    return "\n".join(lines)
