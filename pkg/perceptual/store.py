@@ -135,3 +135,14 @@ def meta_path(path: str | os.PathLike) -> Path:
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads(meta_path(path).read_text())
+
+
+def read_meta_or_none(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The provenance stored in a table's meta file or a model checkpoint, else None."""
+    path = Path(path)
+    if path.suffix == ".pt" and path.is_file():
+        return to_jsonable(torch.load(path, map_location="cpu", weights_only=False).get("meta"))
+    try:
+        return read_meta(path)
+    except (OSError, json.JSONDecodeError):
+        return None

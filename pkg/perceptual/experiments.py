@@ -1,0 +1,240 @@
+"""Runners that compute each style-transfer figure and table and write them under
+``results/<profile>/<chapter>/`` (CSV + ``.meta.json`` + images). Notebooks call these, then plot
+what they wrote. Every runner skips work whose outputs exist for the same config hash.
+
+Data come from the profile: ``demo`` materialises the embedded data set; the others read the
+data root and stop with :class:`perceptual.data.DataMissing` when a folder is absent.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import bench, data, demo, gatys, images, paths, store
+from .config import GatysConfig
+from .objective import Objective
+from .profiles import Profile
+from .stylize import inference_model, run
+from .train import config_hash, load_model, pick_device, train_style
+from .vgg import VGGFeatures, load_vgg
+
+log = logging.getLogger("perceptual.experiments")
+
+FEATURE_LAYERS = ("relu2_2", "relu3_3", "relu4_3", "relu5_1", "relu5_3")  # paper Fig. 3
+STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # paper Fig. 4
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a profile reads data and writes results, and on which device."""
+
+    profile: Profile
+    device: torch.device
+    root: Path
+
+    @classmethod
+    def create(cls, profile: Profile, device: str | None = None) -> "Context":
+        root = demo.materialize() if profile.data == "demo" else paths.data_root()
+        return cls(profile, pick_device(device), root)
+
+    def data(self, rel: str) -> Path:
+        """A file or folder under the data root; DataMissing naming the dataset if absent."""
+        path = self.root / rel
+        if path.is_file() or (path.is_dir() and data.list_images(path)):
+            return path
+        owner = next((d.name for d in data.registry().values()
+                      if rel == d.folder or rel.startswith(d.folder + "/")), None)
+        hint = (f"run `perceptual data fetch {owner}`" if owner else "check the data root") + \
+            " or set PERCEPTUAL_DATA_ROOT (make DATA_ROOT=…) to a mirror that has it"
+        raise data.DataMissing(f"{rel} is missing under the data root {self.root} "
+                               f"(dataset {owner or '?'}); {hint}")
+
+    def out(self, chapter: str) -> Path:
+        folder = paths.results_dir() / self.profile.name / chapter
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def net(self, name: str | None = None) -> VGGFeatures:
+        return load_vgg(name or self.profile.loss_network, self.device)
+
+    def content_files(self, n: int) -> list[Path]:
+        files = data.list_images(self.data(self.profile.content_dir))
+        return files[:n]
+
+    def meta(self, config, **extra) -> dict:
+        return store.provenance(config, getattr(config, "seed", None), self.profile.loss_network, self.device,
+                                profile=self.profile.name, data_root=str(self.root), **extra)
+
+
+def _done(path: Path, key: str) -> bool:
+    """True when ``path`` exists and its meta records the same config key."""
+    try:
+        return path.is_file() and store.read_meta(path).get("key") == key
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def square_image(path: Path, size: int) -> torch.Tensor:
+    return images.square(images.read_image(path), size, "center")[None]  # (1, 3, s, s)
+
+
+# ---------------------------------------------------------------------------------------------
+# trained style networks, cached by config hash
+
+
+def style_config(ctx: Context, style_file: str):
+    p = ctx.profile
+    return replace(p.style, style=Path(style_file).stem)
+
+
+def style_model(ctx: Context, style_file: str, progress: bool = True) -> Path:
+    """The trained network for ``style_file`` under this profile (trains it if missing)."""
+    cfg = style_config(ctx, style_file)
+    run_dir = paths.results_dir() / ctx.profile.name / "models" / f"style-{cfg.style}-{config_hash(cfg)}"
+    model = run_dir / "model.pt"
+    if not model.is_file():
+        train_dirs = [ctx.data(d) for d in ctx.profile.train_dirs]
+        train_style(cfg, ctx.data(style_file), train_dirs, run_dir, ctx.device, progress=progress)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 3 and Fig. 4: inversions
+
+
+def inversions(ctx: Context, progress: bool = True) -> Path:
+    p = ctx.profile
+    out = ctx.out("inversion")
+    table = out / "inversion.csv"
+    cfg = gatys.feature_inversion_config(p.inversion_iterations)
+    key = config_hash((cfg, p.inversion_size, p.loss_network, p.content_dir, p.style_file))
+    if _done(table, key):
+        return table
+    net = ctx.net()
+    content = square_image(ctx.content_files(1)[0], p.inversion_size).to(ctx.device)
+    style = images.resize_longer(images.read_image(ctx.data(p.style_file)), p.inversion_size)[None].to(ctx.device)
+    images.write_image(content, out / "feature_target.png")
+    images.write_image(style, out / "style_target.png")
+    rows = []
+    for layer in FEATURE_LAYERS:
+        r = gatys.invert_features(net, content, layer, cfg, progress)
+        images.write_image(r.image, out / f"feature_{layer}.png")
+        rows += [{"figure": "fig3", "layer": layer, **h} for h in r.history]
+    for layer in STYLE_LAYERS:
+        r = gatys.invert_style(net, style, (layer,), (p.inversion_size, p.inversion_size), cfg, progress)
+        images.write_image(r.image, out / f"style_{layer}.png")
+        rows += [{"figure": "fig4", "layer": layer, **h} for h in r.history]
+    store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, size=p.inversion_size), "key": key})
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 5: objective values
+
+
+def objective_curves(ctx: Context, progress: bool = True) -> Path:
+    """Eq. 5 per L-BFGS iteration for the baseline, and for the network's output and the content
+    image itself, on ``fig5_images`` images at each ``fig5_sizes``."""
+    p = ctx.profile
+    model_path = style_model(ctx, p.style_file, progress)
+    cfg = replace(GatysConfig(), iterations=p.fig5_iterations, loss=p.style.loss, seed=p.style.seed)
+    out = ctx.out("objective")
+    table = out / "objective.csv"
+    key = config_hash((cfg, p.fig5_sizes, p.fig5_images, p.content_dir, str(model_path),
+                       store.read_meta_or_none(model_path)))
+    if _done(table, key):
+        return table
+    net = ctx.net(p.style.loss.network)
+    model, _ = load_model(model_path, ctx.device)
+    fast = inference_model(model, ctx.device)
+    style = images.resize_longer(images.read_image(ctx.data(p.style_file)), p.style.style_size)[None].to(ctx.device)
+    objective = Objective(net, p.style.loss, style)
+    rows = []
+    for size in p.fig5_sizes:
+        for path in ctx.content_files(p.fig5_images):
+            content = square_image(path, size).to(ctx.device)
+            targets = objective.content_targets(content)
+            with torch.no_grad():
+                for method, y in (("feedforward", run(fast, content)), ("content", content)):
+                    rows.append({"size": size, "image": path.name, "method": method, "iteration": None,
+                                 "objective": float(objective(y, targets)["total"])})
+            hist = gatys.optimise(objective, (size, size), cfg, content, progress, desc=f"{size}² {path.name}").history
+            rows += [{"size": size, "image": path.name, "method": "gatys", "iteration": h["iteration"],
+                      "objective": h["total"]} for h in hist]
+    store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, model=str(model_path)), "key": key})
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 6 / 7: qualitative results
+
+
+def qualitative(ctx: Context, progress: bool = True) -> Path:
+    """Baseline vs. ours for each style and size; images plus objective values and times."""
+    p = ctx.profile
+    out = ctx.out("qualitative")
+    table = out / "qualitative.csv"
+    models = {s: style_model(ctx, s, progress) for s in p.qualitative_styles}
+    cfg = replace(GatysConfig(), iterations=p.fig5_iterations, loss=p.style.loss, seed=p.style.seed)
+    key = config_hash((cfg, p.qualitative_sizes, p.qualitative_images, p.content_dir,
+                       [store.read_meta_or_none(m) for m in models.values()]))
+    if _done(table, key):
+        return table
+    net = ctx.net(p.style.loss.network)
+    rows = []
+    for style_file, model_path in models.items():
+        name = Path(style_file).stem
+        model, _ = load_model(model_path, ctx.device)
+        fast = inference_model(model, ctx.device)
+        style = images.resize_longer(images.read_image(ctx.data(style_file)), p.style.style_size)[None].to(ctx.device)
+        images.write_image(images.resize_longer(style, 256), out / f"style_{name}.png")
+        objective = Objective(net, p.style.loss, style)
+        for size in p.qualitative_sizes:
+            for path in ctx.content_files(p.qualitative_images):
+                content = square_image(path, size).to(ctx.device)
+                targets = objective.content_targets(content)
+                stem = f"{name}_{size}_{path.stem}"
+                images.write_image(content, out / f"content_{size}_{path.stem}.png")
+                ours = bench.median_time(lambda: run(fast, content), ctx.device, repeats=1, warmup=1)
+                y = run(fast, content)
+                images.write_image(y, out / f"ours_{stem}.png")
+                with torch.no_grad():
+                    ours_obj = float(objective(y, targets)["total"])
+                if size == min(p.qualitative_sizes):  # the paper shows the baseline at 256² only
+                    r = gatys.optimise(objective, (size, size), cfg, content, progress, desc=f"baseline {stem}")
+                    images.write_image(r.image, out / f"gatys_{stem}.png")
+                    rows.append({"style": name, "size": size, "image": path.stem, "method": "gatys",
+                                 "objective": r.history[-1]["total"], "seconds": r.history[-1]["seconds"]})
+                rows.append({"style": name, "size": size, "image": path.stem, "method": "ours",
+                             "objective": ours_obj, "seconds": ours})
+    store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, models={k: str(v) for k, v in models.items()}),
+                                                 "key": key})
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Table 1: speed
+
+
+def speed(ctx: Context, progress: bool = True) -> Path:
+    p = ctx.profile
+    model_path = style_model(ctx, p.style_file, progress)
+    out = ctx.out("speed")
+    table = out / "speed.csv"
+    cfg = replace(GatysConfig(), loss=p.style.loss)
+    key = config_hash((cfg, p.table1_sizes, p.table1_repeats, p.table1_gatys_iterations, str(ctx.device),
+                       store.hardware(ctx.device)))
+    if _done(table, key):
+        return table
+    net = ctx.net(p.style.loss.network)
+    model, _ = load_model(model_path, ctx.device)
+    style = images.resize_longer(images.read_image(ctx.data(p.style_file)), p.style.style_size)[None]
+    rows = bench.speed_rows(model, net, style, p.table1_sizes, cfg, p.table1_repeats, p.table1_gatys_iterations,
+                            ctx.device)
+    store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, model=str(model_path)), "key": key})
+    return table

@@ -1,0 +1,326 @@
+"""Training: one resumable loop (:func:`fit`) shared by style transfer and super-resolution.
+
+What :func:`fit` guarantees:
+- checkpoints every N iterations, written atomically (model, optimiser, RNG, iteration);
+- an interrupted run resumes to the same parameters as an uninterrupted one: the data position
+  is a pure function of (seed, iteration) (:class:`IterationSampler`), so nothing else is needed;
+- tqdm progress with the loss terms, a CSV loss log (``log.csv``), a text log (``train.log``),
+  validation loss on held-out images (``val.csv``);
+- a NaN/inf guard that stops with :class:`TrainingDiverged` and keeps the last good checkpoint;
+- CUDA when present (bf16 autocast with ``amp=True``), CPU otherwise.
+
+Style training (:func:`train_style`, paper §4.1): one network per style image on a folder of
+photos resized to 256² (``resize`` rule: ``warp`` = the paper's plain resize; see
+:func:`perceptual.images.square`), batch 4, Adam 1e-3, 40k iterations.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from . import images, store
+from .config import StyleTrainConfig
+from .data import list_images
+from .objective import Objective
+from .transformer import SRCNN, SRNet, StyleNet
+from .vgg import load_vgg
+
+log = logging.getLogger("perceptual.train")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def config_hash(cfg) -> str:
+    return hashlib.sha256(json.dumps(store.to_jsonable(cfg), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """``None``/"auto": CUDA when available (``DEVICE`` env var overrides), else CPU."""
+    import os
+
+    device = device or os.environ.get("DEVICE") or "auto"
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+class IterationSampler(torch.utils.data.Sampler):
+    """Yields, for iterations ``start … total-1``, a batch of (index, seed) pairs.
+
+    Epoch e visits the items in ``randperm(n, seed + e)`` order; batch i takes the items at
+    positions i·B … i·B+B−1 of the concatenated epochs. The per-item seed drives random crops.
+    Everything is a function of (seed, iteration): resuming needs only the iteration.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, start: int, total: int):
+        if n == 0:
+            raise ValueError("no training images")
+        self.n, self.b, self.seed, self.start, self.total = n, batch_size, seed, start, total
+
+    def batch(self, iteration: int) -> list[tuple[int, int]]:
+        out = []
+        for k in range(iteration * self.b, (iteration + 1) * self.b):
+            epoch, pos = divmod(k, self.n)
+            perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+            out.append((int(perm[pos]), self.seed * 1_000_003 + k))
+        return out
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for it in range(self.start, self.total):
+            yield self.batch(it)
+
+    def __len__(self) -> int:
+        return self.total - self.start
+
+
+class SquareImages(Dataset):
+    """Training photos resized to size×size (style transfer). Unreadable files are skipped
+    with a warning (the next file stands in), so one bad photo does not stop a long run."""
+
+    def __init__(self, files: Sequence[Path], size: int, rule: str):
+        self.files, self.size, self.rule = list(files), size, rule
+        self._cache: dict[int, torch.Tensor] = {}
+        self.cache_limit = 4000 if size <= 288 else 0  # small sets stay in memory as uint8
+
+    def load(self, index: int) -> torch.Tensor:
+        if index in self._cache:
+            return self._cache[index].float()
+        for k in range(len(self.files)):
+            path = self.files[(index + k) % len(self.files)]
+            try:
+                img = images.square(images.read_image(path), self.size, self.rule)
+                break
+            except images.ImageError as err:
+                log.warning("skipping training image: %s", err)
+        else:
+            raise images.ImageError("no readable training image in the folder")
+        if len(self._cache) < self.cache_limit:
+            self._cache[index] = img.round().clamp(0, 255).to(torch.uint8)
+        return img
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
+        return self.load(item[0])
+
+
+def split_files(dirs: Sequence[Path], val_images: int) -> tuple[list[Path], list[Path]]:
+    """All images under ``dirs``; the last ``val_images`` (sorted by path) are held out."""
+    files = [f for d in dirs for f in list_images(Path(d))]
+    if len(files) <= val_images:
+        raise ValueError(f"need more than {val_images} training images under {', '.join(map(str, dirs))}, "
+                         f"found {len(files)}")
+    return (files[:-val_images], files[-val_images:]) if val_images else (files, [])
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    root: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint.pt"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model.pt"
+
+    @property
+    def log_csv(self) -> Path:
+        return self.root / "log.csv"
+
+    @property
+    def val_csv(self) -> Path:
+        return self.root / "val.csv"
+
+    @property
+    def text_log(self) -> Path:
+        return self.root / "train.log"
+
+
+def _keep_rows_until(path: Path, iteration: int) -> None:
+    """On resume, drop log rows written after the checkpoint (they will be written again)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= iteration]
+    with store.atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows(kept)
+
+
+def _append_row(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, torch.Tensor]],
+        dataset: Dataset, *, run_dir: Path, iterations: int, batch_size: int, lr: float, seed: int,
+        checkpoint_every: int, meta: dict, validate: Callable[[nn.Module], float] | None = None,
+        val_every: int = 0, device: torch.device | None = None, amp: bool = False, workers: int = 0,
+        progress: bool = True, desc: str = "train", stop_after: int | None = None) -> nn.Module:
+    """Train ``model`` with Adam on ``step``'s ``"total"``; resumable from ``run_dir``.
+
+    ``meta`` (config, kind, architecture, …) is stored in every checkpoint; a checkpoint whose
+    ``meta["config_hash"]`` differs is refused. ``stop_after`` ends early (tests: interruption).
+    """
+    files = RunFiles(Path(run_dir))
+    files.root.mkdir(parents=True, exist_ok=True)
+    device = device or pick_device()
+    handler = logging.FileHandler(files.text_log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    try:
+        torch.manual_seed(seed)
+        model.to(device).train()
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        start = 0
+        if files.checkpoint.is_file():
+            ckpt = torch.load(files.checkpoint, map_location=device, weights_only=False)
+            if ckpt["meta"].get("config_hash") != meta.get("config_hash"):
+                raise RuntimeError(f"{files.checkpoint} was written by another config "
+                                   f"({ckpt['meta'].get('config_hash')} ≠ {meta.get('config_hash')}); "
+                                   "use another run folder or delete it")
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            torch.set_rng_state(ckpt["rng"])
+            start = ckpt["iteration"]
+            log.info("resumed from %s at iteration %d", files.checkpoint, start)
+            _keep_rows_until(files.log_csv, start - 1)
+            _keep_rows_until(files.val_csv, start)
+        if start >= iterations:
+            return model.eval()
+        loader = DataLoader(dataset, batch_sampler=IterationSampler(len(dataset), batch_size, seed, start, iterations),
+                            num_workers=workers, pin_memory=device.type == "cuda")
+        end = min(iterations, stop_after) if stop_after else iterations
+        use_amp = amp and device.type == "cuda"
+        bar = tqdm(total=end - start, initial=0, desc=desc, disable=not progress)
+
+        def save(it: int) -> None:
+            store.atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                     "rng": torch.get_rng_state(), "iteration": it, "meta": meta},
+                                    files.checkpoint)
+
+        it = start
+        for it, batch in enumerate(loader, start=start):
+            if it >= end:
+                break
+            batch = batch.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                terms = step(model, batch)
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            if not all(math.isfinite(v) for v in values.values()):
+                raise TrainingDiverged(f"{desc}: loss became {values} at iteration {it}; stopped. The last "
+                                       f"good checkpoint is {files.checkpoint} (lower the learning rate or "
+                                       "the loss weights)")
+            opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            opt.step()
+            _append_row(files.log_csv, {"iteration": it, **values})
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
+            done = it + 1
+            if validate is not None and val_every and (done % val_every == 0 or done == iterations):
+                _append_row(files.val_csv, {"iteration": done, "val_total": validate(model)})
+                model.train()
+            if done % checkpoint_every == 0 or done == end:
+                save(done)
+        bar.close()
+        if it + 1 >= iterations:
+            log.info("finished %d iterations", iterations)
+            model.eval()
+            store.atomic_torch_save({"model": model.state_dict(), "meta": meta}, files.model)
+        return model.eval()
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints that carry everything needed to use them
+
+BUILDERS = {"style": StyleNet, "sr": SRNet, "srcnn": SRCNN}
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """A trained network from ``model.pt`` or ``checkpoint.pt``, with its metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        meta = ckpt["meta"]
+        model = BUILDERS[meta["kind"]](**meta["arch"])
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError, EOFError, ValueError) as err:
+        raise ValueError(f"{path}: not a perceptual checkpoint ({type(err).__name__}: {err})") from err
+    return model.to(device).eval(), meta
+
+
+# ---------------------------------------------------------------------------------------------
+# style transfer
+
+
+def style_target(path: Path, style_size: int) -> torch.Tensor:
+    """The style image, resized so its longer side is ``style_size`` (authors' code)."""
+    return images.resize_longer(images.read_image(path), style_size)[None]  # (1, 3, h, w)
+
+
+def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Path], run_dir: Path,
+                device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
+                stop_after: int | None = None) -> Path:
+    """Train one style network; returns the path of ``model.pt`` (or the checkpoint if stopped)."""
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    net = load_vgg(cfg.loss.network, device, pool=cfg.loss.pool)
+    objective = Objective(net, cfg.loss, style_target(style_file, cfg.style_size).to(device))
+    train_files, val_files = split_files(train_dirs, cfg.val_images)
+    val = torch.stack([images.square(images.read_image(f), cfg.image_size, cfg.resize) for f in val_files]) \
+        if val_files else None
+    model = StyleNet(**asdict(cfg.net))
+    meta = {"kind": "style", "arch": model.arch, "style": cfg.style, "style_file": str(style_file),
+            "loss_network": cfg.loss.network, "config_hash": config_hash(cfg),
+            "provenance": store.provenance(cfg, cfg.seed, cfg.loss.network, device,
+                                           train_images=len(train_files), val_images=len(val_files))}
+
+    def step(m: nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return objective(m(batch), objective.content_targets(batch))
+
+    def validate(m: nn.Module) -> float:
+        m.eval()
+        with torch.no_grad():
+            v = val.to(device)
+            return float(objective(m(v), objective.content_targets(v))["total"])
+
+    fit(model, step, SquareImages(train_files, cfg.image_size, cfg.resize), run_dir=run_dir,
+        iterations=cfg.iterations, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+        checkpoint_every=cfg.checkpoint_every, meta=meta, validate=validate if val is not None else None,
+        val_every=cfg.val_every, device=device, amp=cfg.amp, workers=workers, progress=progress,
+        desc=f"style {cfg.style}", stop_after=stop_after)
+    files = RunFiles(Path(run_dir))
+    return files.model if files.model.is_file() else files.checkpoint
