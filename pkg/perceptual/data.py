@@ -155,7 +155,7 @@ class ResumableDownloader:
                 with open(part, "ab" if start else "wb") as fh, tqdm(
                         total=total, initial=start, unit="B", unit_scale=True, desc=Path(url).name,
                         disable=not self.progressbar, leave=False) as bar:
-                    for chunk in resp.iter_content(chunk_size=1 << 16):
+                    for chunk in resp.iter_content(chunk_size=1 << 14):
                         fh.write(chunk)
                         bar.update(len(chunk))
         shutil.move(str(part), output_file)

@@ -172,6 +172,6 @@ def stylize_files(checkpoint: str | Path, inputs: Sequence[str | Path], output_d
             out = stylize_image(fast, images.read_image(path), keep_colors, median, max_side)
             report.written.append(images.write_image(out, Path(output_dir) / stem.with_suffix(suffix)))
         except images.ImageError as err:
-            log.error("%s", err)
+            log.info("skipped: %s", err)
             report.failed.append((path, str(err)))
     return report

@@ -73,13 +73,19 @@ class IterationSampler(torch.utils.data.Sampler):
         if n == 0:
             raise ValueError("no training images")
         self.n, self.b, self.seed, self.start, self.total = n, batch_size, seed, start, total
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        if self._epoch != epoch:
+            self._epoch = epoch
+            self._perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
+        return self._perm
 
     def batch(self, iteration: int) -> list[tuple[int, int]]:
         out = []
         for k in range(iteration * self.b, (iteration + 1) * self.b):
             epoch, pos = divmod(k, self.n)
-            perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch))
-            out.append((int(perm[pos]), self.seed * 1_000_003 + k))
+            out.append((int(self.order(epoch)[pos]), self.seed * 1_000_003 + k))
         return out
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
@@ -111,8 +117,9 @@ class SquareImages(Dataset):
                 log.warning("skipping training image: %s", err)
         else:
             raise images.ImageError("no readable training image in the folder")
+        img = img.round().clamp(0, 255)  # 8-bit values, cached or not: every visit sees the same pixels
         if len(self._cache) < self.cache_limit:
-            self._cache[index] = img.round().clamp(0, 255).to(torch.uint8)
+            self._cache[index] = img.to(torch.uint8)
         return img
 
     def __len__(self) -> int:
@@ -302,6 +309,7 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
     train_files, val_files = split_files(train_dirs, cfg.val_images)
     val = torch.stack([images.square(images.read_image(f), cfg.image_size, cfg.resize) for f in val_files]) \
         if val_files else None
+    torch.manual_seed(cfg.seed)  # the initial weights are part of the run's identity
     model = StyleNet(**asdict(cfg.net))
     meta = {"kind": "style", "arch": model.arch, "style": cfg.style, "style_file": str(style_file),
             "loss_network": cfg.loss.network, "config_hash": config_hash(cfg),

@@ -1,0 +1,242 @@
+"""Style transfer end to end: the baseline, inversion, training, resume, the fast path, stylize."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from perceptual import cli, demo, gatys, images, stylize, train
+from perceptual.config import PAPER, GatysConfig, LossConfig
+from perceptual.objective import Objective
+from perceptual.transformer import StyleNet
+from perceptual.vgg import load_vgg
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_vgg("vgg19-caffe")
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    return demo.materialize(tmp_path_factory.mktemp("demo"))
+
+
+def tiny_cfg(iterations=24, **kw):
+    loss = replace(PAPER.style.loss, network="vgg19-caffe", style_weight=10.0, tv_weight=1e-5)
+    base = dict(style="swirl", image_size=64, style_size=64, batch_size=2, iterations=iterations,
+                checkpoint_every=6, val_every=12, val_images=1, loss=loss)
+    return replace(PAPER.style, **{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, demo_root):
+    run = tmp_path_factory.mktemp("run")
+    path = train.train_style(tiny_cfg(), demo_root / demo.STYLE_FILE, [demo_root / "train/demo"], run,
+                             "cpu", progress=False)
+    return run, path
+
+
+def test_training_lowers_the_loss(trained):
+    import pandas as pd
+
+    run, path = trained
+    assert path.name == "model.pt"
+    log = pd.read_csv(run / "log.csv")
+    assert list(log.iteration) == list(range(24))
+    assert log.total.iloc[-6:].mean() < 0.8 * log.total.iloc[:6].mean()
+    val = pd.read_csv(run / "val.csv")
+    assert list(val.iteration) == [12, 24] and np.isfinite(val.val_total).all()
+    assert (run / "train.log").is_file()
+
+
+def test_checkpoint_records_what_is_needed(trained):
+    _, path = trained
+    model, meta = train.load_model(path)
+    assert isinstance(model, StyleNet) and not model.training
+    assert meta["kind"] == "style" and meta["style"] == "swirl" and meta["loss_network"] == "vgg19-caffe"
+    assert meta["arch"]["norm"] == "batch" and meta["provenance"]["config"]["iterations"] == 24
+    assert meta["provenance"]["hardware"]["torch"] == torch.__version__
+
+
+def test_resume_is_identical_to_uninterrupted(tmp_path, demo_root):
+    cfg = tiny_cfg(iterations=10, val_images=0)
+    style, dirs = demo_root / demo.STYLE_FILE, [demo_root / "train/demo"]
+    full = train.train_style(cfg, style, dirs, tmp_path / "a", "cpu", progress=False)
+    part = train.train_style(cfg, style, dirs, tmp_path / "b", "cpu", progress=False, stop_after=4)
+    assert part.name == "checkpoint.pt" and torch.load(part, weights_only=False)["iteration"] == 4
+    resumed = train.train_style(cfg, style, dirs, tmp_path / "b", "cpu", progress=False)
+    a, b = torch.load(full, weights_only=False)["model"], torch.load(resumed, weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "b" / "log.csv").read_text() .count("\n") == 11  # header + 10 rows, none twice
+
+
+def test_resume_refuses_another_config(tmp_path, demo_root):
+    style, dirs = demo_root / demo.STYLE_FILE, [demo_root / "train/demo"]
+    train.train_style(tiny_cfg(iterations=2, val_images=0), style, dirs, tmp_path, "cpu", progress=False)
+    with pytest.raises(RuntimeError, match="another config"):
+        train.train_style(tiny_cfg(iterations=3, val_images=0, seed=5), style, dirs, tmp_path, "cpu",
+                          progress=False)
+
+
+def test_nan_guard_keeps_last_good_checkpoint(tmp_path, demo_root):
+    cfg = tiny_cfg(iterations=6, val_images=0)
+    style, dirs = demo_root / demo.STYLE_FILE, [demo_root / "train/demo"]
+    train.train_style(cfg, style, dirs, tmp_path, "cpu", progress=False, stop_after=3)
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    model = StyleNet()
+    calls = {"n": 0}
+
+    def step(m, batch):
+        calls["n"] += 1
+        return {"total": m(batch).mean() * float("nan")}
+
+    meta = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["meta"]
+    with pytest.raises(train.TrainingDiverged, match="iteration 3"):
+        train.fit(model, step, train.SquareImages(images_of(dirs), 64, "warp"), run_dir=tmp_path, iterations=6,
+                  batch_size=2, lr=1e-3, seed=0, checkpoint_every=1, meta=meta, progress=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == good and calls["n"] == 1
+
+
+def images_of(dirs):
+    from perceptual.data import list_images
+
+    return [f for d in dirs for f in list_images(d)]
+
+
+def test_baseline_objective_falls_and_pixels_stay_in_range(net, demo_root):
+    content = images.square(images.read_image(demo_root / "content/demo/astronaut.png"), 48, "center")[None]
+    style = images.resize_longer(images.read_image(demo_root / demo.STYLE_FILE), 48)[None]
+    cfg = replace(GatysConfig(), iterations=15, loss=tiny_cfg().loss)
+    r = gatys.stylise(net, content, style, cfg, progress=False)
+    totals = [h["total"] for h in r.history]
+    assert len(r.history) == 16 and totals[-1] < 0.5 * totals[0]
+    assert r.image.min() >= 0 and r.image.max() <= 255
+    assert all(b["seconds"] >= a["seconds"] for a, b in zip(r.history, r.history[1:]))
+    unclipped = gatys.stylise(net, content, style, replace(cfg, clip=False), progress=False)
+    assert unclipped.history[-1]["total"] > 0
+
+
+def test_feature_inversion_relu2_2_comes_close(net, demo_root):
+    target = images.square(images.read_image(demo_root / "content/demo/chelsea.png"), 64, "center")[None]
+    r = gatys.invert_features(net, target, "relu2_2", gatys.feature_inversion_config(80), progress=False)
+    assert r.history[-1]["total"] < 1e-3 * r.history[0]["total"]
+    # relu2_2 keeps the image up to pixel-level high frequencies (paper Fig. 3: "visually
+    # indistinguishable"): after a σ = 1 blur of both, the reconstruction is within a few grey levels
+    from perceptual.superres import gaussian_blur
+
+    blurred_rmse = (gaussian_blur(r.image, 1.0) - gaussian_blur(target, 1.0)).pow(2).mean().sqrt().item()
+    start_rmse = (gaussian_blur(gatys.initial_image((64, 64), "noise", 0, torch.device("cpu")), 1.0)
+                  - gaussian_blur(target, 1.0)).pow(2).mean().sqrt().item()
+    assert blurred_rmse < 8.0 and blurred_rmse < 0.1 * start_rmse
+
+
+def test_style_inversion_matches_grams(net, demo_root):
+    style = images.resize_longer(images.read_image(demo_root / demo.STYLE_FILE), 64)[None]
+    r = gatys.invert_style(net, style, ("relu2_2",), (48, 48), gatys.feature_inversion_config(40), progress=False)
+    assert r.history[-1]["total"] < 0.05 * r.history[0]["total"]
+
+
+def test_objective_skips_unweighted_terms(net):
+    obj = Objective(net, replace(LossConfig(), style_weight=0.0, tv_weight=0.0, content_layers=("relu1_2",)))
+    assert obj.layers == ("relu1_2",)
+    with pytest.raises(ValueError, match="style image"):
+        Objective(net, LossConfig())
+
+
+def test_fast_path_matches_eval_network():
+    torch.manual_seed(0)
+    for kw in ({}, {"upsample": "nearest"}, {"norm": "instance"}):
+        model = StyleNet(**kw)
+        model.train()
+        model(torch.rand(4, 3, 64, 64) * 255)  # non-trivial running statistics
+        model.eval()
+        x = torch.rand(2, 3, 72, 80) * 255
+        with torch.no_grad():
+            ref = model(x)
+        fast = stylize.inference_model(model)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+        assert torch.allclose(stylize.run(fast, x), ref, atol=5e-3)
+
+
+def test_median3_by_hand():
+    x = torch.tensor([[[1.0, 9.0, 2.0], [8.0, 3.0, 7.0], [4.0, 6.0, 5.0]]])  # (1, 3, 3)
+    assert stylize.median3(x)[0, 1, 1].item() == 5.0
+
+
+def test_preserve_color_keeps_input_chroma():
+    content = torch.rand(3, 16, 16) * 255
+    styled = torch.rand(3, 16, 16) * 255
+    out = stylize.preserve_color(styled, content)
+    yo, yc, ys = stylize.rgb_to_ycbcr(out), stylize.rgb_to_ycbcr(content), stylize.rgb_to_ycbcr(styled)
+    inside = (out > 1).all(0) & (out < 254).all(0)  # away from clipping
+    assert torch.allclose(yo[1:, inside], yc[1:, inside], atol=1e-3)
+    assert torch.allclose(yo[0, inside], ys[0, inside], atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# `perceptual stylize` on odd inputs
+
+
+def _odd_inputs(folder):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    Image.fromarray(rgb[..., 0]).save(folder / "grey.png")
+    Image.fromarray(np.dstack([rgb, np.full((50, 70), 128, np.uint8)])).save(folder / "rgba.png")
+    Image.fromarray(rgb).convert("P").save(folder / "palette.png")
+    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(folder / "deep16.png")
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
+    Image.fromarray(rgb[:20, :30]).save(folder / "tiny.png")
+    im = Image.fromarray(rgb)  # stored 70 wide × 50 high, EXIF says rotate 90° → shown 50 × 70
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(folder / "rotated.jpg", exif=exif)
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    return {"grey": (50, 70), "rgba": (50, 70), "palette": (50, 70), "deep16": (50, 70), "cmyk": (50, 70),
+            "tiny": (20, 30), "rotated": (70, 50)}
+
+
+def test_read_image_modes(tmp_path):
+    sizes = _odd_inputs(tmp_path)
+    assert images.read_image(tmp_path / "deep16.png").max() <= 255
+    assert images.read_image(tmp_path / "rotated.jpg").shape == (3, 70, 50)
+    for name, (h, w) in sizes.items():
+        ext = ".jpg" if name in ("cmyk", "rotated") else ".png"
+        img = images.read_image(tmp_path / f"{name}{ext}")
+        assert img.shape == (3, h, w) and img.dtype == torch.float32
+    rgba = images.read_image(tmp_path / "rgba.png")  # alpha 128 over white lifts dark pixels
+    assert rgba.min() >= 126
+    with pytest.raises(images.ImageError, match="corrupt.jpg"):
+        images.read_image(tmp_path / "corrupt.jpg")
+
+
+def test_stylize_cli_odd_inputs_and_exit_code(tmp_path, trained, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    sizes = _odd_inputs(inputs)
+    _, model = trained
+    out = tmp_path / "out"
+    rc = cli.main(["stylize", str(model), str(inputs), "-o", str(out), "-q", "--median", "--preserve-color"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "corrupt.jpg" in err and "1 of 8 inputs failed" in err
+    for name, (h, w) in sizes.items():
+        with Image.open(out / f"{name}.png") as im:
+            assert im.size == (w, h) and im.mode == "RGB"
+    # all good inputs → exit 0; a missing file → reported, exit 1
+    assert cli.main(["stylize", str(model), str(inputs / "grey.png"), "-o", str(out), "-q"]) == 0
+    assert cli.main(["stylize", str(model), str(inputs / "nope.png"), "-o", str(out), "-q"]) == 1
+    assert cli.main(["stylize", str(tmp_path / "missing.pt"), str(inputs), "-o", str(out), "-q"]) == 2
+
+
+def test_speed_rows_columns(net, trained):
+    from perceptual import bench
+
+    model, _ = train.load_model(trained[1])
+    style = torch.rand(1, 3, 48, 48) * 255
+    rows = bench.speed_rows(model, net, style, (64,), replace(GatysConfig(), loss=tiny_cfg().loss), repeats=2,
+                            gatys_iterations=2, device=torch.device("cpu"))
+    (row,) = rows
+    assert row["size"] == 64 and row["gatys_per_iteration"] > 0 and row["feedforward"] > 0
+    assert row["speedup_300"] == pytest.approx(300 * row["gatys_per_iteration"] / row["feedforward"])
+    assert row["gatys_500"] == pytest.approx(500 * row["gatys_per_iteration"])

@@ -1,0 +1,138 @@
+"""Super-resolution: metrics by hand, degradation sizes, histogram matching, training, evaluation."""
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from perceptual import demo, images, metrics, superres
+from perceptual.config import PAPER
+
+
+def test_y_channel_bt601():
+    px = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]]], dtype=np.uint8)
+    assert np.allclose(metrics.rgb_to_y(px)[0], [16.0, 235.0, 81.481, 144.553, 40.966])
+
+
+def test_psnr_by_hand():
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[1, 2, 0] = 255  # one pure-red pixel: ΔY = 65.481
+    expected = 10 * math.log10(255 ** 2 / (65.481 ** 2 / 16))
+    assert metrics.psnr_y(a, b, border=0) == pytest.approx(expected)
+    assert metrics.psnr_y(a, b, border=0) == pytest.approx(23.8497, abs=1e-3)
+    assert metrics.psnr_y(a, b, border=1) == pytest.approx(10 * math.log10(255 ** 2 / (65.481 ** 2 / 4)))
+    assert metrics.psnr_y(a, a, border=0) == math.inf
+
+
+def test_metric_inputs_are_checked():
+    a = np.zeros((20, 20, 3), np.uint8)
+    with pytest.raises(TypeError, match="8-bit"):
+        metrics.psnr_y(a, a.astype(np.float32), border=0)
+    with pytest.raises(ValueError, match="shapes differ"):
+        metrics.ssim_y(a, a[:10], border=0)
+    with pytest.raises(ValueError, match="border"):
+        metrics.psnr_y(a, a, border=10)
+
+
+def test_ssim_identity_and_constant_pair():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert metrics.ssim_y(x, x, border=4) == pytest.approx(1.0)
+    # two flat images: SSIM = (2·μx·μy + C1)/(μx² + μy² + C1), the contrast term is C2/C2
+    c1 = (0.01 * 255) ** 2
+    f1, f2 = np.full((30, 30), 100.0), np.full((30, 30), 110.0)
+    assert metrics.ssim_array(f1, f2) == pytest.approx((2 * 100 * 110 + c1) / (100 ** 2 + 110 ** 2 + c1))
+
+
+def test_ssim_matches_scikit_image_on_a_synthetic_pair():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(1)
+    hr = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    noisy = np.clip(hr.astype(int) + rng.integers(-20, 21, hr.shape), 0, 255).astype(np.uint8)
+    ours = metrics.ssim_y(hr, noisy, border=0)
+    ref = structural_similarity(metrics.rgb_to_y(hr), metrics.rgb_to_y(noisy), gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False, data_range=255)
+    assert ours == pytest.approx(ref, abs=1e-9)
+    assert 0.0 < ours < 1.0
+
+
+@pytest.mark.parametrize("factor,lr", [(4, 72), (8, 36)])
+def test_degradation_sizes(factor, lr):
+    hr = torch.rand(2, 3, 288, 288) * 255
+    out = superres.degrade(hr, factor)
+    assert out.shape == (2, 3, lr, lr)
+    assert torch.equal(out, out.round()) and out.min() >= 0 and out.max() <= 255  # 8-bit values
+    assert torch.equal(out, superres.degrade(hr, factor))  # deterministic
+
+
+def test_modcrop_and_size_errors():
+    hr = torch.rand(3, 291, 250) * 255
+    assert superres.modcrop(hr, 8).shape == (3, 288, 248)
+    with pytest.raises(ValueError, match="modcrop"):
+        superres.degrade(hr[None], 4)
+
+
+def test_gaussian_blur_preserves_flat_and_mean():
+    flat = torch.full((1, 3, 20, 20), 42.0)
+    assert torch.allclose(superres.gaussian_blur(flat, 1.0), flat)
+    x = torch.rand(1, 3, 32, 32) * 255
+    assert superres.gaussian_blur(x, 1.0).mean().item() == pytest.approx(x.mean().item(), rel=1e-2)
+
+
+def _hist_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean over channels of the L1 distance between normalised 32-bin histograms."""
+    return float(sum((torch.histc(a[c], 32, 0, 255) / a[c].numel()
+                      - torch.histc(b[c], 32, 0, 255) / b[c].numel()).abs().sum() for c in range(3)) / 3)
+
+
+def test_histogram_matching_moves_toward_reference():
+    gen = torch.Generator().manual_seed(0)
+    out = (torch.rand(3, 64, 64, generator=gen) * 120).clamp(0, 255)  # dark
+    ref = (80 + torch.rand(3, 16, 16, generator=gen) * 170).clamp(0, 255)  # bright LR input
+    matched = superres.histogram_match(out, ref)
+    assert matched.shape == out.shape
+    assert _hist_distance(matched, ref) < 0.25 * _hist_distance(out, ref)
+    # order of pixel values within a channel is kept (a monotone map)
+    o, m = out[0].flatten(), matched[0].flatten()
+    assert (m[torch.argsort(o)].diff() >= -1e-4).all()
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    return demo.materialize(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.mark.parametrize("method", ["pixel", "feat", "srcnn"])
+def test_tiny_training_lowers_the_loss(tmp_path, demo_root, method):
+    import pandas as pd
+
+    cfg = replace(PAPER.sr, network="vgg19-caffe", patch=48, iterations=30, batch_size=4, checkpoint_every=30,
+                  val_every=15, val_images=1)
+    path = superres.train_sr(cfg, method, [demo_root / "train/demo"], tmp_path, "cpu", progress=False)
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert path.name == "model.pt" and len(log) == 30
+    assert log.total.iloc[-5:].mean() < 0.7 * log.total.iloc[:5].mean()
+
+
+def test_evaluation_runner(tmp_path, demo_root):
+    cfg = replace(PAPER.sr, network="vgg19-caffe", patch=48, iterations=4, checkpoint_every=4, val_images=0)
+    models = {"pixel": superres.train_sr(cfg, "pixel", [demo_root / "train/demo"], tmp_path / "p", "cpu",
+                                         progress=False)}
+    hr_dir = tmp_path / "hr"
+    hr_dir.mkdir()
+    Image.fromarray(demo.sample("chelsea")[:101, :123]).save(hr_dir / "cat.png")
+    per_image = superres.evaluate([("Tiny", hr_dir)], 4, models, tmp_path / "out", torch.device("cpu"),
+                                  progress=False)
+    assert set(per_image.method) == {"bicubic", "pixel", "pixel_hm"}
+    bic = per_image[per_image.method == "bicubic"].iloc[0]
+    hr = images.to_uint8(superres.modcrop(images.read_image(hr_dir / "cat.png"), 4))
+    lr = superres.degrade(torch.from_numpy(hr).permute(2, 0, 1)[None].float(), 4)
+    ref = images.to_uint8(superres.upsample_bicubic(lr, 4))
+    assert bic.psnr == pytest.approx(metrics.psnr_y(hr, ref, border=4))
+    assert (tmp_path / "out" / "Tiny_cat_x4_bicubic.png").is_file()
+    summary = superres.summarise(per_image)
+    assert list(summary.columns) == ["dataset", "factor", "method", "psnr", "ssim", "images"]
