@@ -61,8 +61,13 @@ def gatys_seconds_per_iteration(net: VGGFeatures, content: torch.Tensor, style: 
 def speed_rows(model: nn.Module, net: VGGFeatures, style: torch.Tensor, sizes: tuple[int, ...],
                cfg: GatysConfig, repeats: int, gatys_iterations: int, device: torch.device) -> list[dict]:
     """One row per image size with every Table 1 column, ours and the paper's."""
+    from .store import hardware
+
     model = model.to(device).eval()
     fast = inference_model(model, device)
+    hw = hardware(device)
+    machine = {"device": str(device), "hardware": hw.get("gpu") or f"{hw['cpu']} ({hw['cpu_threads']} threads)",
+               "torch": hw["torch"], "cuda": hw.get("cuda", "")}
     rows = []
     for size in sizes:
         gen = torch.Generator().manual_seed(size)
@@ -77,5 +82,5 @@ def speed_rows(model: nn.Module, net: VGGFeatures, style: torch.Tensor, sizes: t
             row[f"speedup_{n}"] = per_it * n / ff
         paper = PAPER_TABLE1.get(size, {})
         row.update({f"paper_{k}": v for k, v in paper.items()})
-        rows.append(row)
+        rows.append({**row, **machine})
     return rows

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .config import PAPER, SRConfig, StyleTrainConfig, flatten
 
@@ -52,6 +53,7 @@ class Profile:
     srcnn_iterations: int
     sr_max_images: int  # per benchmark set (0 = all)
     notes: tuple[str, ...] = field(default=())
+    cpu: tuple[tuple[str, Any], ...] = field(default=())  # (dotted field, value) applied without a GPU
 
 
 _STYLE_FILE = "styles/fast-neural-style/la_muse.jpg"
@@ -69,7 +71,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         inversion_size=96, inversion_iterations=60,
         fig5_sizes=(64, 128), fig5_images=2, fig5_iterations=40,
         qualitative_sizes=(96, 160), qualitative_images=2,
-        table1_sizes=(128, 256), table1_repeats=3, table1_gatys_iterations=3,
+        table1_sizes=(128, 256, 512), table1_repeats=3, table1_gatys_iterations=2,
         sr=replace(PAPER.sr, network="vgg19-caffe", patch=96, iterations=100, checkpoint_every=50,
                    val_every=50, val_images=1),
         sr_factors=(4, 8), srcnn_iterations=100, sr_max_images=0,
@@ -94,6 +96,14 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         notes=("744 local photos stand in for COCO train2014 (80k)",
                "4,000 style iterations instead of 40,000; 10k super-resolution iterations instead of 200k",
                "10 COCO val images for Fig. 5 instead of 50"),
+        cpu=(("style.image_size", 128), ("style.style_size", 256), ("style.batch_size", 2),
+             ("style.iterations", 600), ("style.checkpoint_every", 100), ("style.val_every", 100),
+             ("inversion_size", 128), ("inversion_iterations", 200),
+             ("fig5_sizes", (128, 256, 512)), ("fig5_images", 3), ("fig5_iterations", 100),
+             ("qualitative_sizes", (128, 256)), ("qualitative_images", 3),
+             ("table1_repeats", 3), ("table1_gatys_iterations", 2),
+             ("sr.patch", 96), ("sr.iterations", 600), ("sr.checkpoint_every", 100), ("sr.val_every", 100),
+             ("srcnn_iterations", 600)),
     ),
     Profile(
         name="paper",
@@ -113,12 +123,31 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
 )}
 
 
-def get(name: str | None = None) -> Profile:
-    """Profile by name; ``PERCEPTUAL_PROFILE`` or ``demo`` when None. ``LOSS_NETWORK`` overrides the net."""
+def with_overrides(profile: Profile, overrides: tuple[tuple[str, Any], ...]) -> Profile:
+    """Replace dotted fields (``"style.iterations"``) of a profile."""
+    for key, value in overrides:
+        head, _, rest = key.partition(".")
+        inner = getattr(profile, head)
+        profile = replace(profile, **{head: replace(inner, **{rest: value}) if rest else value})
+    return profile
+
+
+def get(name: str | None = None, gpu: bool | None = None) -> Profile:
+    """Profile by name; ``PERCEPTUAL_PROFILE`` or ``demo`` when None. ``LOSS_NETWORK`` overrides the
+    net. Without a GPU (``gpu=None``: CUDA unavailable or ``DEVICE=cpu``) the profile's ``cpu``
+    reductions apply; they are listed in :func:`describe` and in every result's config."""
     name = name or os.environ.get("PERCEPTUAL_PROFILE") or "demo"
     if name not in PROFILES:
         raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     profile = PROFILES[name]
+    if gpu is None:
+        import torch
+
+        gpu = torch.cuda.is_available() and os.environ.get("DEVICE", "auto") not in ("cpu",)
+    if not gpu and profile.cpu:
+        profile = with_overrides(profile, profile.cpu)
+        profile = replace(profile, notes=profile.notes + ("no GPU: CPU reductions applied — " + ", ".join(
+            f"{k} = {v}" for k, v in profile.cpu),))
     net = os.environ.get("LOSS_NETWORK")
     if net:
         profile = replace(profile, loss_network=net, style=replace(profile.style, loss=replace(
@@ -129,6 +158,6 @@ def get(name: str | None = None) -> Profile:
 def describe(profile: Profile) -> str:
     """A readable dump of every setting (printed at the start of each run)."""
     lines = [f"profile {profile.name!r}: {profile.description}"]
-    lines += [f"  {k} = {v}" for k, v, _ in flatten(profile) if k not in ("name", "description", "notes")]
+    lines += [f"  {k} = {v}" for k, v, _ in flatten(profile) if k not in ("name", "description", "notes", "cpu")]
     lines += [f"  note: {n}" for n in profile.notes]
     return "\n".join(lines)
