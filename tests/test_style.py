@@ -94,8 +94,8 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path, demo_root):
 
     meta = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["meta"]
     with pytest.raises(train.TrainingDiverged, match="iteration 3"):
-        train.fit(model, step, train.SquareImages(images_of(dirs), 64, "warp"), run_dir=tmp_path, iterations=6,
-                  batch_size=2, lr=1e-3, seed=0, checkpoint_every=1, meta=meta, progress=False)
+        train.fit(model, step, train.SquareImages(images_of(dirs), 64, "warp"), replace(cfg, checkpoint_every=1),
+                  run_dir=tmp_path, meta=meta, progress=False)
     assert (tmp_path / "checkpoint.pt").read_bytes() == good and calls["n"] == 1
 
 
@@ -158,6 +158,17 @@ def test_fast_path_matches_eval_network():
         fast = stylize.inference_model(model)
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
         assert torch.allclose(stylize.run(fast, x), ref, atol=5e-3)
+
+
+def test_strength_blends_with_the_input():
+    torch.manual_seed(0)
+    model = stylize.inference_model(StyleNet().eval())
+    x = torch.rand(3, 48, 48) * 255
+    full = stylize.stylize_image(model, x)
+    assert torch.allclose(stylize.stylize_image(model, x, strength=0.0), x)
+    assert torch.allclose(stylize.stylize_image(model, x, strength=0.25), 0.25 * full + 0.75 * x, atol=1e-3)
+    with pytest.raises(ValueError, match="strength"):
+        stylize.stylize_image(model, x, strength=1.5)
 
 
 def test_median3_by_hand():

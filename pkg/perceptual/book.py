@@ -82,12 +82,22 @@ def execute(name: str, profile: str, device: str | None = None) -> Path:
 def reproduce(profile: str | None = None, only: str | None = None, build: bool = True,
               device: str | None = None) -> int:
     """Compute, execute every notebook (or ``only`` one), build the book. Returns an exit code."""
+    import logging
+
     from . import experiments
 
     name, why = choose_profile(profile)
-    print(f"profile: {name} ({why})", flush=True)
+    log_file = paths.results_dir() / name / "reproduce.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger("perceptual")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    say = lambda msg: (print(msg, flush=True), root.info(msg))  # noqa: E731
+    say(f"profile: {name} ({why}); log: {log_file}")
     prof = profiles.get(name)
-    print(profiles.describe(prof), flush=True)
+    say(profiles.describe(prof))
     chapters = [only] if only else list(CHAPTERS)
     unknown = [c for c in chapters if c not in CHAPTERS]
     if unknown:
@@ -97,16 +107,20 @@ def reproduce(profile: str | None = None, only: str | None = None, build: bool =
     steps = {"inversion": experiments.inversions, "objective": experiments.objective_curves,
              "qualitative": experiments.qualitative, "speed": experiments.speed,
              "superres": experiments.superresolution}
-    for chapter in chapters:
-        if CHAPTERS[chapter]:
-            print(f"[compute] {chapter}", flush=True)
-            steps[CHAPTERS[chapter]](ctx, progress=True)
-    for chapter in chapters:
-        print(f"[notebook] {chapter}", flush=True)
-        print(f"  → {execute(chapter, name, device)}", flush=True)
-    if build:
-        return globals()["build"](name)
-    return 0
+    try:
+        for chapter in chapters:
+            if CHAPTERS[chapter]:
+                say(f"[compute] {chapter}")
+                say(f"  → {steps[CHAPTERS[chapter]](ctx, progress=True)}")
+        for chapter in chapters:
+            say(f"[notebook] {chapter}")
+            say(f"  → {execute(chapter, name, device)}")
+        rc = globals()["build"](name) if build else 0
+        say(f"done (exit {rc})")
+        return rc
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def build(profile: str | None = None) -> int:
@@ -186,9 +200,11 @@ def caption(table: Path, what: str, extra: str = "") -> str:
     meta = store.read_meta(table)
     hw = meta.get("hardware", {})
     machine = hw.get("gpu") or f"{hw.get('cpu', '?')} ({hw.get('cpu_threads', '?')} threads)"
-    return (f"**{what}** Profile `{meta.get('profile')}`, loss network `{meta.get('loss_network')}`, "
-            f"data root `{meta.get('data_root')}`, device {hw.get('device')} — {machine}, torch {hw.get('torch')}, "
-            f"code `{meta.get('code_version')}`, computed {meta.get('created')}. {extra}").strip()
+    summary = f" {meta['summary']}." if meta.get("summary") else ""
+    return (f"**{what}** {extra}{summary} Profile `{meta.get('profile')}`, loss network "
+            f"`{meta.get('loss_network')}`, data root `{meta.get('data_root')}`, device {hw.get('device')} — "
+            f"{machine}, torch {hw.get('torch')}, code `{meta.get('code_version')}`, computed "
+            f"{meta.get('created')}.").strip()
 
 
 def config_line(cfg: dict, keys: tuple[str, ...]) -> str:
@@ -196,8 +212,9 @@ def config_line(cfg: dict, keys: tuple[str, ...]) -> str:
 
 
 def image_grid(rows: list[list[Path | None]], titles: list[str] | None = None, row_labels: list[str] | None = None,
-               size: float = 2.2):
-    """A matplotlib figure of image files (None leaves a blank cell)."""
+               size: float = 2.2, zoom: tuple[float, float, float] | None = None):
+    """A matplotlib figure of image files (None leaves a blank cell). ``zoom=(cy, cx, frac)``
+    shows the square of side ``frac`` (of the shorter side) centred at (cy, cx), pixels enlarged."""
     import matplotlib.pyplot as plt
     from PIL import Image
 
@@ -210,7 +227,13 @@ def image_grid(rows: list[list[Path | None]], titles: list[str] | None = None, r
             path = row[j] if j < len(row) else None
             if path is not None:
                 with Image.open(path) as im:
-                    ax.imshow(im.convert("RGB"))
+                    im = im.convert("RGB")
+                    if zoom:
+                        cy, cx, frac = zoom
+                        half = frac * min(im.size) / 2
+                        im = im.crop((round(cx * im.width - half), round(cy * im.height - half),
+                                      round(cx * im.width + half), round(cy * im.height + half)))
+                    ax.imshow(im, interpolation="nearest" if zoom else "antialiased")
             if titles and i == 0 and j < len(titles):
                 ax.set_title(titles[j], fontsize=9)
             if row_labels and j == 0:

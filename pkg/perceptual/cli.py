@@ -44,7 +44,7 @@ def _cmd_stylize(args) -> int:
 
     report = stylize_files(args.model, args.inputs, args.output, keep_colors=args.preserve_color,
                            median=args.median, device=args.device, suffix=args.format, max_side=args.max_side,
-                           progress=not args.quiet)
+                           strength=args.strength, progress=not args.quiet)
     for path in report.written:
         print(path)
     for path, err in report.failed:
@@ -130,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="output folder")
     s.add_argument("--preserve-color", action="store_true", help="keep the input's colours (luminance transfer)")
     s.add_argument("--median", action="store_true", help="the authors' 3×3 median filter")
+    s.add_argument("--strength", type=float, default=1.0, help="style strength in [0, 1] (blend with the input)")
     s.add_argument("--format", default=".png", choices=(".png", ".jpg"), help="output format")
     s.add_argument("--max-side", type=int, help="shrink larger inputs before stylising (output keeps the size)")
     s.add_argument("--device")

@@ -129,7 +129,10 @@ def inversions(ctx: Context, progress: bool = True) -> Path:
         r = gatys.invert_style(net, style, (layer,), (p.inversion_size, p.inversion_size), cfg, progress)
         images.write_image(r.image, out / f"style_{layer}.png")
         rows += [{"figure": "fig4", "layer": layer, **h} for h in r.history]
-    store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, size=p.inversion_size), "key": key})
+    summary = (f"{p.inversion_size}² images, {p.inversion_iterations} L-BFGS iterations from white noise, "
+               f"content {ctx.content_files(1)[0].name}, style {p.style_file}")
+    store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, size=p.inversion_size), "key": key,
+                                                 "summary": summary})
     return table
 
 
@@ -166,7 +169,12 @@ def objective_curves(ctx: Context, progress: bool = True) -> Path:
             hist = gatys.optimise(objective, (size, size), cfg, content, progress, desc=f"{size}² {path.name}").history
             rows += [{"size": size, "image": path.name, "method": "gatys", "iteration": h["iteration"],
                       "objective": h["total"]} for h in hist]
-    store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, model=str(model_path)), "key": key})
+    summary = (f"sizes {', '.join(f'{s}²' for s in p.fig5_sizes)}, {p.fig5_images} images from {p.content_dir}, "
+               f"{p.fig5_iterations} L-BFGS iterations; network trained {p.style.iterations} iterations at "
+               f"{p.style.image_size}², batch {p.style.batch_size}, λ_c/λ_s/λ_TV = {p.style.loss.content_weight}/"
+               f"{p.style.loss.style_weight}/{p.style.loss.tv_weight}")
+    store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, model=str(model_path)), "key": key,
+                                                 "summary": summary})
     return table
 
 
@@ -212,8 +220,11 @@ def qualitative(ctx: Context, progress: bool = True) -> Path:
                                  "objective": r.history[-1]["total"], "seconds": r.history[-1]["seconds"]})
                 rows.append({"style": name, "size": size, "image": path.stem, "method": "ours",
                              "objective": ours_obj, "seconds": ours})
+    summary = (f"sizes {', '.join(f'{s}²' for s in p.qualitative_sizes)}, content from {p.content_dir}; networks "
+               f"trained {p.style.iterations} iterations at {p.style.image_size}²; baseline {p.fig5_iterations} "
+               f"L-BFGS iterations")
     store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, models={k: str(v) for k, v in models.items()}),
-                                                 "key": key})
+                                                 "key": key, "summary": summary})
     return table
 
 
@@ -236,7 +247,10 @@ def speed(ctx: Context, progress: bool = True) -> Path:
     style = images.resize_longer(images.read_image(ctx.data(p.style_file)), p.style.style_size)[None]
     rows = bench.speed_rows(model, net, style, p.table1_sizes, cfg, p.table1_repeats, p.table1_gatys_iterations,
                             ctx.device)
-    store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, model=str(model_path)), "key": key})
+    summary = (f"sizes {', '.join(f'{s}²' for s in p.table1_sizes)}, {p.table1_repeats} repeats, "
+               f"{p.table1_gatys_iterations} timed L-BFGS iterations per size")
+    store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, model=str(model_path)), "key": key,
+                                                 "summary": summary})
     return table
 
 
@@ -275,12 +289,16 @@ def superresolution(ctx: Context, progress: bool = True) -> Path:
                        {f: [store.read_meta_or_none(x) for x in m.values()] for f, m in models.items()}))
     if _done(table, key) and summary.is_file():
         return table
-    frames = [evaluate(sets, f, models[f], out, ctx.device, max_images=p.sr_max_images, progress=progress)
+    frames = [evaluate(sets, f, models[f], out, ctx.device, max_images=p.sr_max_images,
+                       match_feat=p.sr.histogram_match, progress=progress)
               for f in p.sr_factors]
     per_image = pd.concat(frames, ignore_index=True)
     meta = {**ctx.meta(p.sr, models={str(f): {k: str(v) for k, v in m.items()} for f, m in models.items()},
                        degradation="gaussian σ=1.0, torch bicubic a=-0.75 no antialias, 8-bit LR",
-                       metric="Y (BT.601 studio), border=factor, 8-bit, float64; SSIM 11x11 σ=1.5"), "key": key}
+                       metric="Y (BT.601 studio), border=factor, 8-bit, float64; SSIM 11x11 σ=1.5"), "key": key,
+            "summary": (f"sets {', '.join(n for n, _ in p.sr_sets)}, factors {', '.join(f'×{f}' for f in p.sr_factors)};"
+                        f" SR networks {p.sr.iterations} iterations, SRCNN {p.srcnn_iterations}, "
+                        f"{p.sr.patch}² patches, batch {p.sr.batch_size}")}
     store.write_table(per_image, table, meta)
     store.write_table(summarise(per_image), summary, meta)
     return table

@@ -6,8 +6,8 @@ equals the eval-mode network up to float rounding.
 
 Options: ``preserve_color`` keeps the content image's colours — the output's luminance Y is
 combined with the input's chroma (BT.601 YCbCr); ``median`` applies the authors' 3×3 median
-filter (their test script's default). Output size = input size; images smaller than the design
-takes are replicate-padded and cropped back.
+filter (their test script's default); ``strength`` blends with the input. Output size = input
+size; images smaller than the design takes are replicate-padded and cropped back.
 """
 from __future__ import annotations
 
@@ -111,9 +111,12 @@ MIN_SIDE = 44  # the 40 px reflection pad needs ≥ 41; 44 keeps the multiple-of
 
 
 def stylize_image(model: nn.Module, image: torch.Tensor, keep_colors: bool = False, median: bool = False,
-                  max_side: int | None = None) -> torch.Tensor:
+                  max_side: int | None = None, strength: float = 1.0) -> torch.Tensor:
     """(3, H, W) in [0, 255] → stylised (3, H, W). ``max_side`` shrinks large inputs first
-    (the output is resized back to the input size)."""
+    (the output is resized back to the input size); ``strength`` < 1 blends the result with the
+    input (0: the input, 1: the network's output)."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
     h, w = image.shape[-2:]
     x = image
     if max_side and max(h, w) > max_side:
@@ -128,6 +131,8 @@ def stylize_image(model: nn.Module, image: torch.Tensor, keep_colors: bool = Fal
         y = median3(y)
     if keep_colors:
         y = preserve_color(y, image)
+    if strength < 1.0:
+        y = strength * y + (1.0 - strength) * image
     return y.clamp(0, 255)
 
 
@@ -154,7 +159,8 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
 
 def stylize_files(checkpoint: str | Path, inputs: Sequence[str | Path], output_dir: str | Path,
                   keep_colors: bool = False, median: bool = False, device: str | None = None,
-                  suffix: str = ".png", max_side: int | None = None, progress: bool = True) -> Report:
+                  suffix: str = ".png", max_side: int | None = None, strength: float = 1.0,
+                  progress: bool = True) -> Report:
     """Stylise files and/or folders into ``output_dir``. Unreadable files are reported by name
     and skipped; the rest finish."""
     from tqdm.auto import tqdm
@@ -169,7 +175,7 @@ def stylize_files(checkpoint: str | Path, inputs: Sequence[str | Path], output_d
                 raise images.ImageError(f"{path}: no such file or folder")
             if path.suffix.lower() not in IMAGE_SUFFIXES and path.is_file():
                 log.info("%s: unusual suffix, trying to read it anyway", path)
-            out = stylize_image(fast, images.read_image(path), keep_colors, median, max_side)
+            out = stylize_image(fast, images.read_image(path), keep_colors, median, max_side, strength)
             report.written.append(images.write_image(out, Path(output_dir) / stem.with_suffix(suffix)))
         except images.ImageError as err:
             log.info("skipped: %s", err)

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from . import images, losses, metrics, paths, store
 from .config import SRConfig
 from .data import list_images
-from .train import RunFiles, config_hash, fit, load_model, pick_device, split_files, log
+from .train import config_hash, fit, load_model, pick_device, split_files
 from .transformer import SRCNN, SRNet
 from .vgg import load_vgg
 
@@ -158,18 +158,9 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
         tv = cfg.tv_weight * losses.tv_loss(out) if cfg.tv_weight else out.new_zeros(())
         return {"total": main + tv, cfg.loss: main, "tv": tv}
 
-    def validate(m: nn.Module) -> float:
-        m.eval()
-        with torch.no_grad():
-            return float(loss(m, val_hr.to(device))["total"])
-
-    fit(model, loss, Patches(train_files, cfg.patch, cfg.factor, cfg.blur_sigma), run_dir=run_dir,
-        iterations=cfg.iterations, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-        checkpoint_every=cfg.checkpoint_every, meta=meta, validate=validate if val_hr is not None else None,
-        val_every=cfg.val_every, device=device, amp=cfg.amp, workers=workers, progress=progress,
-        desc=f"SR ×{cfg.factor} {method}", stop_after=stop_after)
-    files = RunFiles(Path(run_dir))
-    return files.model if files.model.is_file() else files.checkpoint
+    return fit(model, loss, Patches(train_files, cfg.patch, cfg.factor, cfg.blur_sigma), cfg, run_dir=run_dir,
+               meta=meta, val_batch=val_hr, device=device, workers=workers, progress=progress,
+               desc=f"SR ×{cfg.factor} {method}", stop_after=stop_after)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,22 +179,24 @@ def super_resolve(method: str, lr: torch.Tensor, factor: int, model: nn.Module |
 
 
 def evaluate(sets: Sequence[tuple[str, Path]], factor: int, models: dict[str, Path], out_dir: Path,
-             device: torch.device, save_images: int = 3, max_images: int = 0,
+             device: torch.device, save_images: int = 3, max_images: int = 0, match_feat: bool = True,
              progress: bool = True) -> pd.DataFrame:
     """Per-image PSNR/SSIM (Y, border = factor) for bicubic and every model given.
 
-    ``models`` maps a method (srcnn, pixel, feat) to its checkpoint; ``feat`` is reported
-    histogram-matched (``feat``) and raw (``feat_raw``); ``pixel`` likewise as ``pixel_hm``.
-    The first ``save_images`` of each set are saved (HR, LR, every output) for the figures.
+    ``models`` maps a method (srcnn, pixel, feat) to its checkpoint. ``feat`` is histogram-matched
+    to the LR input when ``match_feat`` (the paper's post-processing) and the other variant is
+    reported beside it (``feat_raw`` or ``feat_hm``), as ``pixel_hm`` is for ``pixel``: the
+    effect of histogram matching is always measured. The first ``save_images`` of each set are
+    saved (HR, LR, every output) for the figures.
     """
     from tqdm.auto import tqdm
 
     loaded = {m: load_model(p, device)[0] for m, p in models.items()}
     variants = [("bicubic", "bicubic", False)]
     for m in loaded:
-        variants.append((m, m, m == "feat"))
+        variants.append((m, m, m == "feat" and match_feat))
         if m == "feat":
-            variants.append(("feat_raw", m, False))
+            variants.append(("feat_raw", m, False) if match_feat else ("feat_hm", m, True))
         if m == "pixel":
             variants.append(("pixel_hm", m, True))
     rows = []

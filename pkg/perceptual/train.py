@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -142,29 +142,16 @@ def split_files(dirs: Sequence[Path], val_images: int) -> tuple[list[Path], list
 # the loop
 
 
-@dataclass(frozen=True)
 class RunFiles:
-    root: Path
+    """The files of one training run folder."""
 
-    @property
-    def checkpoint(self) -> Path:
-        return self.root / "checkpoint.pt"
-
-    @property
-    def model(self) -> Path:
-        return self.root / "model.pt"
-
-    @property
-    def log_csv(self) -> Path:
-        return self.root / "log.csv"
-
-    @property
-    def val_csv(self) -> Path:
-        return self.root / "val.csv"
-
-    @property
-    def text_log(self) -> Path:
-        return self.root / "train.log"
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.checkpoint = self.root / "checkpoint.pt"  # latest state, every N iterations
+        self.model = self.root / "model.pt"  # the finished network with its metadata
+        self.log_csv = self.root / "log.csv"  # loss terms per iteration
+        self.val_csv = self.root / "val.csv"  # validation loss
+        self.text_log = self.root / "train.log"
 
 
 def _keep_rows_until(path: Path, iteration: int) -> None:
@@ -188,15 +175,18 @@ def _append_row(path: Path, row: dict) -> None:
 
 
 def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, torch.Tensor]],
-        dataset: Dataset, *, run_dir: Path, iterations: int, batch_size: int, lr: float, seed: int,
-        checkpoint_every: int, meta: dict, validate: Callable[[nn.Module], float] | None = None,
-        val_every: int = 0, device: torch.device | None = None, amp: bool = False, workers: int = 0,
-        progress: bool = True, desc: str = "train", stop_after: int | None = None) -> nn.Module:
+        dataset: Dataset, cfg, *, run_dir: Path, meta: dict, val_batch: torch.Tensor | None = None,
+        device: torch.device | None = None, workers: int = 0, progress: bool = True, desc: str = "train",
+        stop_after: int | None = None) -> Path:
     """Train ``model`` with Adam on ``step``'s ``"total"``; resumable from ``run_dir``.
 
+    ``cfg`` supplies iterations, batch_size, lr, seed, checkpoint_every, val_every and amp (a
+    StyleTrainConfig or SRConfig). Validation is ``step`` on ``val_batch`` in eval mode.
     ``meta`` (config, kind, architecture, …) is stored in every checkpoint; a checkpoint whose
     ``meta["config_hash"]`` differs is refused. ``stop_after`` ends early (tests: interruption).
+    Returns ``model.pt`` when finished, else the checkpoint.
     """
+    iterations, seed = cfg.iterations, cfg.seed
     files = RunFiles(Path(run_dir))
     files.root.mkdir(parents=True, exist_ok=True)
     device = device or pick_device()
@@ -206,7 +196,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
     try:
         torch.manual_seed(seed)
         model.to(device).train()
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         start = 0
         if files.checkpoint.is_file():
             ckpt = torch.load(files.checkpoint, map_location=device, weights_only=False)
@@ -222,11 +212,11 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             _keep_rows_until(files.log_csv, start - 1)
             _keep_rows_until(files.val_csv, start)
         if start >= iterations:
-            return model.eval()
-        loader = DataLoader(dataset, batch_sampler=IterationSampler(len(dataset), batch_size, seed, start, iterations),
+            return files.model if files.model.is_file() else files.checkpoint
+        loader = DataLoader(dataset, batch_sampler=IterationSampler(len(dataset), cfg.batch_size, seed, start, iterations),
                             num_workers=workers, pin_memory=device.type == "cuda")
         end = min(iterations, stop_after) if stop_after else iterations
-        use_amp = amp and device.type == "cuda"
+        use_amp = cfg.amp and device.type == "cuda"
         bar = tqdm(total=end - start, initial=0, desc=desc, disable=not progress)
 
         def save(it: int) -> None:
@@ -253,20 +243,29 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             bar.update(1)
             bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
             done = it + 1
-            if validate is not None and val_every and (done % val_every == 0 or done == iterations):
-                _append_row(files.val_csv, {"iteration": done, "val_total": validate(model)})
-                model.train()
-            if done % checkpoint_every == 0 or done == end:
+            if val_batch is not None and cfg.val_every and (done % cfg.val_every == 0 or done == iterations):
+                _append_row(files.val_csv, {"iteration": done, "val_total": _validate(model, step, val_batch, device)})
+            if done % cfg.checkpoint_every == 0 or done == end:
                 save(done)
         bar.close()
         if it + 1 >= iterations:
             log.info("finished %d iterations", iterations)
             model.eval()
             store.atomic_torch_save({"model": model.state_dict(), "meta": meta}, files.model)
-        return model.eval()
+        model.eval()
+        return files.model if files.model.is_file() else files.checkpoint
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def _validate(model: nn.Module, step, batch: torch.Tensor, device: torch.device) -> float:
+    model.eval()
+    try:
+        with torch.no_grad():
+            return float(step(model, batch.to(device))["total"])
+    finally:
+        model.train()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,16 +318,6 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
     def step(m: nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         return objective(m(batch), objective.content_targets(batch))
 
-    def validate(m: nn.Module) -> float:
-        m.eval()
-        with torch.no_grad():
-            v = val.to(device)
-            return float(objective(m(v), objective.content_targets(v))["total"])
-
-    fit(model, step, SquareImages(train_files, cfg.image_size, cfg.resize), run_dir=run_dir,
-        iterations=cfg.iterations, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-        checkpoint_every=cfg.checkpoint_every, meta=meta, validate=validate if val is not None else None,
-        val_every=cfg.val_every, device=device, amp=cfg.amp, workers=workers, progress=progress,
-        desc=f"style {cfg.style}", stop_after=stop_after)
-    files = RunFiles(Path(run_dir))
-    return files.model if files.model.is_file() else files.checkpoint
+    return fit(model, step, SquareImages(train_files, cfg.image_size, cfg.resize), cfg, run_dir=run_dir, meta=meta,
+               val_batch=val, device=device, workers=workers, progress=progress, desc=f"style {cfg.style}",
+               stop_after=stop_after)

@@ -1,0 +1,97 @@
+"""Configs, presets, the per-style table, profiles and the book's helpers."""
+import dataclasses
+
+import pytest
+
+from perceptual import book, config, profiles
+
+
+def test_every_default_names_its_source():
+    for cls in (config.LossConfig, config.StyleNetConfig, config.StyleTrainConfig, config.GatysConfig,
+                config.SRConfig):
+        for f in dataclasses.fields(cls):
+            assert f.metadata.get("source"), f"{cls.__name__}.{f.name} has no source"
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.PAPER.style.iterations = 5
+
+
+def test_paper_defaults_match_the_text():
+    s = config.PAPER.style
+    assert (s.image_size, s.batch_size, s.iterations, s.lr) == (256, 4, 40_000, 1e-3)
+    assert s.loss.content_layers == ("relu2_2",)
+    assert s.loss.style_layers == ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    sr = config.PAPER.sr
+    assert (sr.patch, sr.blur_sigma, sr.batch_size, sr.iterations, sr.feature_layer) == (288, 1.0, 4, 200_000,
+                                                                                      "relu2_2")
+    assert config.PAPER.gatys.clip and config.PAPER.gatys.iterations == 500
+
+
+def test_deviation_table_is_generated():
+    table = config.deviations(config.PAPER, config.REFERENCE, names=("paper", "reference"))
+    rows = table.set_index("setting")
+    assert rows.loc["style.loss.content_layers", "paper"] == "relu2_2"
+    assert rows.loc["style.loss.content_layers", "reference"] == "relu3_3"
+    assert rows.loc["style.net.norm", "reference"] == "instance"
+    assert rows.loc["gatys.clip", "paper"] == "True" and rows.loc["gatys.clip", "reference"] == "False"
+    assert rows.loc["median_filter", "reference"] == "True"
+    assert "style.batch_size" not in rows.index  # identical settings are not listed
+    assert all(rows.source.str.len() > 0)
+
+
+def test_style_table_applies():
+    cfg = config.style_preset("the_scream")
+    assert (cfg.net.norm, cfg.loss.content_weight, cfg.loss.style_weight, cfg.loss.tv_weight) == \
+        ("instance", 1.0, 20.0, 1e-5)
+    assert (cfg.style_size, cfg.iterations, cfg.style) == (384, 60_000, "the_scream")
+    assert config.style_preset("udnie").loss.content_weight == 0.5
+    assert len(config.STYLES) == 10
+    with pytest.raises(KeyError, match="unknown style"):
+        config.style_preset("mona_lisa")
+
+
+def test_layer_weights():
+    loss = dataclasses.replace(config.LossConfig(), style_layer_weights=(1.0, 2.0, 3.0, 4.0))
+    assert loss.layer_weights() == {"relu1_2": 1.0, "relu2_2": 2.0, "relu3_3": 3.0, "relu4_3": 4.0}
+    with pytest.raises(ValueError, match="3 style layer weights"):
+        dataclasses.replace(loss, style_layer_weights=(1.0, 2.0, 3.0)).layer_weights()
+
+
+def test_profiles(monkeypatch):
+    demo = profiles.get("demo", gpu=False)
+    assert demo.data == "demo" and demo.loss_network == "vgg19-caffe"
+    small_gpu, small_cpu = profiles.get("small", gpu=True), profiles.get("small", gpu=False)
+    assert small_gpu.style.image_size == 256 and small_cpu.style.image_size == 128
+    assert "CPU reductions" in small_cpu.notes[-1]
+    paper = profiles.get("paper", gpu=True)
+    assert paper.style == config.PAPER.style and paper.fig5_images == 50 and paper.fig5_sizes == (256, 512, 1024)
+    text = profiles.describe(small_cpu)
+    assert "style.iterations = 600" in text and "note:" in text
+    monkeypatch.setenv("LOSS_NETWORK", "vgg16")
+    assert profiles.get("demo").style.loss.network == "vgg16" and profiles.get("demo").sr.network == "vgg16"
+    with pytest.raises(KeyError, match="unknown profile"):
+        profiles.get("huge")
+
+
+def test_choose_profile(monkeypatch):
+    monkeypatch.delenv("PERCEPTUAL_PROFILE", raising=False)
+    assert book.choose_profile("small") == ("small", "asked for")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert book.choose_profile(None) == ("demo", "no CUDA GPU is present")
+    monkeypatch.setenv("PERCEPTUAL_PROFILE", "small")
+    assert book.choose_profile(None)[0] == "small"
+
+
+def test_check_html(tmp_path):
+    for chapter in book.CHAPTERS:
+        (tmp_path / f"{chapter}.html").write_text("<html><body></body></html>")
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "_images" / "ok.png").write_bytes(b"png")
+    (tmp_path / "intro.html").write_text('<img src="_images/ok.png"><img src="data:image/png;base64,AA">')
+    assert book.check_html(tmp_path) == []
+    (tmp_path / "speed.html").write_text('<img src="_images/gone.png">')
+    (tmp_path / "superres.html").unlink()
+    assert sorted(book.check_html(tmp_path)) == ["missing page superres.html",
+                                                 "speed.html: image _images/gone.png does not exist"]
