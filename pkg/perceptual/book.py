@@ -64,7 +64,8 @@ def execute(name: str, profile: str, device: str | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / f".{name}.input.ipynb"
     jupytext.write(jupytext.read(src), raw, fmt="ipynb")
-    params = {"profile": profile, "device": device or "auto", "data_root": str(paths.data_root()),
+    params = {"profile": profile, "device": device or "auto",
+              "data_root": str(paths.data_root()) if paths.data_root_is_mirror() else None,
               "results": str(paths.results_dir())}
     target = out_dir / f"{name}.ipynb"
     with store.atomic_path(target) as tmp:

@@ -87,6 +87,13 @@ def square_image(path: Path, size: int) -> torch.Tensor:
 # trained style networks, cached by config hash
 
 
+def loader_workers(ctx: Context) -> int:
+    """Data-loading processes: several on a GPU box (decoding would starve the GPU), none on a CPU."""
+    import os
+
+    return min(8, os.cpu_count() or 1) if ctx.device.type == "cuda" else 0
+
+
 def style_config(ctx: Context, style_file: str):
     p = ctx.profile
     return replace(p.style, style=Path(style_file).stem)
@@ -99,7 +106,8 @@ def style_model(ctx: Context, style_file: str, progress: bool = True) -> Path:
     model = run_dir / "model.pt"
     if not model.is_file():
         train_dirs = [ctx.data(d) for d in ctx.profile.train_dirs]
-        train_style(cfg, ctx.data(style_file), train_dirs, run_dir, ctx.device, progress=progress)
+        train_style(cfg, ctx.data(style_file), train_dirs, run_dir, ctx.device, progress=progress,
+                    workers=loader_workers(ctx))
     return model
 
 
@@ -270,7 +278,8 @@ def sr_model(ctx: Context, factor: int, method: str, progress: bool = True) -> P
     run_dir = paths.results_dir() / p.name / "models" / f"sr-x{factor}-{method}-{config_hash((cfg, method))}"
     model = run_dir / "model.pt"
     if not model.is_file():
-        train_sr(cfg, method, [ctx.data(d) for d in p.train_dirs], run_dir, ctx.device, progress=progress)
+        train_sr(cfg, method, [ctx.data(d) for d in p.train_dirs], run_dir, ctx.device, progress=progress,
+                 workers=loader_workers(ctx))
     return model
 
 

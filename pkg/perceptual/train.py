@@ -192,7 +192,9 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
     device = device or pick_device()
     handler = logging.FileHandler(files.text_log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
     log.addHandler(handler)
+    log.setLevel(logging.INFO)
     try:
         torch.manual_seed(seed)
         model.to(device).train()
@@ -209,6 +211,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             torch.set_rng_state(ckpt["rng"])
             start = ckpt["iteration"]
             log.info("resumed from %s at iteration %d", files.checkpoint, start)
+        else:
+            log.info("start: %s, %d iterations on %s", desc, iterations, device)
             _keep_rows_until(files.log_csv, start - 1)
             _keep_rows_until(files.val_csv, start)
         if start >= iterations:
@@ -233,6 +237,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
                 terms = step(model, batch)
             values = {k: float(v.detach()) for k, v in terms.items()}
             if not all(math.isfinite(v) for v in values.values()):
+                log.error("non-finite loss %s at iteration %d; last good checkpoint kept", values, it)
                 raise TrainingDiverged(f"{desc}: loss became {values} at iteration {it}; stopped. The last "
                                        f"good checkpoint is {files.checkpoint} (lower the learning rate or "
                                        "the loss weights)")
@@ -247,6 +252,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
                 _append_row(files.val_csv, {"iteration": done, "val_total": _validate(model, step, val_batch, device)})
             if done % cfg.checkpoint_every == 0 or done == end:
                 save(done)
+                log.info("iteration %d: %s; checkpoint written", done, {k: f"{v:.4g}" for k, v in values.items()})
         bar.close()
         if it + 1 >= iterations:
             log.info("finished %d iterations", iterations)
