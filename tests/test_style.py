@@ -72,6 +72,36 @@ def test_resume_is_identical_to_uninterrupted(tmp_path, demo_root):
     assert (tmp_path / "b" / "log.csv").read_text() .count("\n") == 11  # header + 10 rows, none twice
 
 
+def test_crash_between_checkpoints_resumes_without_duplicate_rows(tmp_path, demo_root):
+    import pandas as pd
+
+    cfg = tiny_cfg(iterations=8, checkpoint_every=3, val_images=0)
+    data = train.SquareImages(images_of([demo_root / "train/demo"]), 48, "warp")
+    meta = {"config_hash": "test"}
+
+    def run(folder, crash_at=None):
+        torch.manual_seed(0)
+        model = StyleNet(padding="zero", width=8)
+        calls = {"n": 0}
+
+        def step(m, batch):
+            if calls["n"] == crash_at:
+                raise KeyboardInterrupt  # the machine went away mid-run
+            calls["n"] += 1
+            return {"total": (m(batch) - batch).pow(2).mean()}
+
+        return train.fit(model, step, data, cfg, run_dir=tmp_path / folder, meta=meta, progress=False)
+
+    full = run("a")
+    with pytest.raises(KeyboardInterrupt):
+        run("b", crash_at=5)  # iterations 0–4 logged, the last checkpoint at 3
+    assert len(pd.read_csv(tmp_path / "b" / "log.csv")) == 5
+    resumed = run("b")
+    assert list(pd.read_csv(tmp_path / "b" / "log.csv").iteration) == list(range(8))  # 3 and 4 once
+    a, b = torch.load(full, weights_only=False)["model"], torch.load(resumed, weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_refuses_another_config(tmp_path, demo_root):
     style, dirs = demo_root / demo.STYLE_FILE, [demo_root / "train/demo"]
     train.train_style(tiny_cfg(iterations=2, val_images=0), style, dirs, tmp_path, "cpu", progress=False)

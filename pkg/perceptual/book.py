@@ -11,7 +11,6 @@ Helpers for notebooks: :func:`setup` (the parameters cell's values → a context
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -105,14 +104,11 @@ def reproduce(profile: str | None = None, only: str | None = None, build: bool =
         print(f"error: unknown chapter {unknown[0]!r}; chapters: {', '.join(CHAPTERS)}", file=sys.stderr)
         return 2
     ctx = experiments.Context.create(prof, device)
-    steps = {"inversion": experiments.inversions, "objective": experiments.objective_curves,
-             "qualitative": experiments.qualitative, "speed": experiments.speed,
-             "superres": experiments.superresolution}
     try:
         for chapter in chapters:
             if CHAPTERS[chapter]:
                 say(f"[compute] {chapter}")
-                say(f"  → {steps[CHAPTERS[chapter]](ctx, progress=True)}")
+                say(f"  → {experiments.STEPS[CHAPTERS[chapter]](ctx, progress=True)}")
         for chapter in chapters:
             say(f"[notebook] {chapter}")
             say(f"  → {execute(chapter, name, device)}")
@@ -208,10 +204,6 @@ def caption(table: Path, what: str, extra: str = "") -> str:
             f"{meta.get('created')}.").strip()
 
 
-def config_line(cfg: dict, keys: tuple[str, ...]) -> str:
-    return ", ".join(f"{k} = {cfg.get(k)}" for k in keys)
-
-
 def image_grid(rows: list[list[Path | None]], titles: list[str] | None = None, row_labels: list[str] | None = None,
                size: float = 2.2, zoom: tuple[float, float, float] | None = None):
     """A matplotlib figure of image files (None leaves a blank cell). ``zoom=(cy, cx, frac)``
@@ -242,6 +234,3 @@ def image_grid(rows: list[list[Path | None]], titles: list[str] | None = None, r
     fig.tight_layout()
     return fig
 
-
-def meta_json(table: Path) -> str:
-    return json.dumps(store.read_meta(table), indent=1)

@@ -85,14 +85,15 @@ def _cmd_train_sr(args) -> int:
 def _cmd_run(args) -> int:
     from . import experiments
 
+    unknown = [s for s in args.steps if s not in experiments.STEPS]
+    if unknown:
+        print(f"error: unknown step {unknown[0]!r}; steps: {', '.join(experiments.STEPS)}", file=sys.stderr)
+        return 2
     profile = profiles.get(args.profile)
     print(profiles.describe(profile))
     ctx = experiments.Context.create(profile, args.device)
-    steps = {"inversion": experiments.inversions, "objective": experiments.objective_curves,
-             "qualitative": experiments.qualitative, "speed": experiments.speed,
-             "superres": experiments.superresolution}
-    for step in args.steps or steps:
-        print(steps[step](ctx))
+    for step in args.steps or experiments.STEPS:
+        print(experiments.STEPS[step](ctx))
     return 0
 
 
@@ -162,7 +163,7 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_train_sr)
 
     x = sub.add_parser("run", help="compute results for a profile (what the notebooks read)")
-    x.add_argument("steps", nargs="*", choices=("inversion", "objective", "qualitative", "speed", "superres", []))
+    x.add_argument("steps", nargs="*", help="inversion, objective, qualitative, speed, superres (default: all)")
     x.add_argument("--profile")
     x.add_argument("--device")
     x.set_defaults(func=_cmd_run)

@@ -311,3 +311,8 @@ def superresolution(ctx: Context, progress: bool = True) -> Path:
     store.write_table(per_image, table, meta)
     store.write_table(summarise(per_image), summary, meta)
     return table
+
+
+# every runner, by the name used in book.CHAPTERS and `perceptual run`
+STEPS = {"inversion": inversions, "objective": objective_curves, "qualitative": qualitative, "speed": speed,
+         "superres": superresolution}

@@ -213,8 +213,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             log.info("resumed from %s at iteration %d", files.checkpoint, start)
         else:
             log.info("start: %s, %d iterations on %s", desc, iterations, device)
-            _keep_rows_until(files.log_csv, start - 1)
-            _keep_rows_until(files.val_csv, start)
+        _keep_rows_until(files.log_csv, start - 1)  # rows after the checkpoint will be written again
+        _keep_rows_until(files.val_csv, start)
         if start >= iterations:
             return files.model if files.model.is_file() else files.checkpoint
         loader = DataLoader(dataset, batch_sampler=IterationSampler(len(dataset), cfg.batch_size, seed, start, iterations),
@@ -254,11 +254,10 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
                 save(done)
                 log.info("iteration %d: %s; checkpoint written", done, {k: f"{v:.4g}" for k, v in values.items()})
         bar.close()
+        model.eval()
         if it + 1 >= iterations:
             log.info("finished %d iterations", iterations)
-            model.eval()
             store.atomic_torch_save({"model": model.state_dict(), "meta": meta}, files.model)
-        model.eval()
         return files.model if files.model.is_file() else files.checkpoint
     finally:
         log.removeHandler(handler)
