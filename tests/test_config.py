@@ -95,3 +95,15 @@ def test_check_html(tmp_path):
     (tmp_path / "superres.html").unlink()
     assert sorted(book.check_html(tmp_path)) == ["missing page superres.html",
                                                  "speed.html: image _images/gone.png does not exist"]
+
+
+def test_runners_use_the_authors_per_style_weights():
+    from perceptual import demo, experiments
+
+    ctx = experiments.Context.create(profiles.get("small", gpu=False), "cpu")
+    cfg = experiments.style_config(ctx, "styles/fast-neural-style/starry_night.jpg")
+    assert (cfg.loss.content_weight, cfg.loss.style_weight, cfg.loss.tv_weight) == (1.0, 3.0, 1e-5)
+    assert (cfg.style, cfg.iterations, cfg.image_size) == ("starry_night", 600, 128)  # the profile's schedule
+    assert experiments.style_config(ctx, "styles/fast-neural-style/la_muse.jpg").loss.tv_weight == 1e-5
+    demo_ctx = experiments.Context.create(profiles.get("demo", gpu=False), "cpu")
+    assert experiments.style_config(demo_ctx, demo.STYLE_FILE).loss.style_weight == 0.2  # not in the table

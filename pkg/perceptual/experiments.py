@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from . import bench, data, demo, gatys, images, paths, store
-from .config import GatysConfig
+from .config import STYLES, GatysConfig
 from .objective import Objective
 from .profiles import Profile
 from .stylize import inference_model, run
@@ -95,8 +95,17 @@ def loader_workers(ctx: Context) -> int:
 
 
 def style_config(ctx: Context, style_file: str):
+    """The profile's training config for one style. Styles in the authors' table
+    (:data:`perceptual.config.STYLES`) get their λ_c, λ_s, λ_TV; sizes, iterations and the
+    architecture stay the profile's."""
     p = ctx.profile
-    return replace(p.style, style=Path(style_file).stem)
+    name = Path(style_file).stem
+    cfg = replace(p.style, style=name)
+    if name in STYLES:
+        s = STYLES[name]
+        cfg = replace(cfg, loss=replace(cfg.loss, content_weight=s["content_weight"],
+                                        style_weight=s["style_weight"], tv_weight=s["tv_weight"]))
+    return cfg
 
 
 def style_model(ctx: Context, style_file: str, progress: bool = True) -> Path:
@@ -153,18 +162,19 @@ def objective_curves(ctx: Context, progress: bool = True) -> Path:
     image itself, on ``fig5_images`` images at each ``fig5_sizes``."""
     p = ctx.profile
     model_path = style_model(ctx, p.style_file, progress)
-    cfg = replace(GatysConfig(), iterations=p.fig5_iterations, loss=p.style.loss, seed=p.style.seed)
+    loss = style_config(ctx, p.style_file).loss  # the same Eq. 5 the network was trained on
+    cfg = replace(GatysConfig(), iterations=p.fig5_iterations, loss=loss, seed=p.style.seed)
     out = ctx.out("objective")
     table = out / "objective.csv"
     key = config_hash((cfg, p.fig5_sizes, p.fig5_images, p.content_dir, str(model_path),
                        store.read_meta_or_none(model_path)))
     if _done(table, key):
         return table
-    net = ctx.net(p.style.loss.network)
+    net = ctx.net(loss.network)
     model, _ = load_model(model_path, ctx.device)
     fast = inference_model(model, ctx.device)
     style = images.resize_longer(images.read_image(ctx.data(p.style_file)), p.style.style_size)[None].to(ctx.device)
-    objective = Objective(net, p.style.loss, style)
+    objective = Objective(net, loss, style)
     rows = []
     for size in p.fig5_sizes:
         for path in ctx.content_files(p.fig5_images):
@@ -179,8 +189,8 @@ def objective_curves(ctx: Context, progress: bool = True) -> Path:
                       "objective": h["total"]} for h in hist]
     summary = (f"sizes {', '.join(f'{s}²' for s in p.fig5_sizes)}, {p.fig5_images} images from {p.content_dir}, "
                f"{p.fig5_iterations} L-BFGS iterations; network trained {p.style.iterations} iterations at "
-               f"{p.style.image_size}², batch {p.style.batch_size}, λ_c/λ_s/λ_TV = {p.style.loss.content_weight}/"
-               f"{p.style.loss.style_weight}/{p.style.loss.tv_weight}")
+               f"{p.style.image_size}², batch {p.style.batch_size}, λ_c/λ_s/λ_TV = {loss.content_weight}/"
+               f"{loss.style_weight}/{loss.tv_weight}")
     store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, model=str(model_path)), "key": key,
                                                  "summary": summary})
     return table
@@ -196,20 +206,21 @@ def qualitative(ctx: Context, progress: bool = True) -> Path:
     out = ctx.out("qualitative")
     table = out / "qualitative.csv"
     models = {s: style_model(ctx, s, progress) for s in p.qualitative_styles}
-    cfg = replace(GatysConfig(), iterations=p.fig5_iterations, loss=p.style.loss, seed=p.style.seed)
-    key = config_hash((cfg, p.qualitative_sizes, p.qualitative_images, p.content_dir,
+    cfgs = {s: replace(GatysConfig(), iterations=p.fig5_iterations, loss=style_config(ctx, s).loss, seed=p.style.seed)
+            for s in p.qualitative_styles}  # the baseline uses exactly the λ its network was trained with
+    key = config_hash((list(cfgs.values()), p.qualitative_sizes, p.qualitative_images, p.content_dir,
                        [store.read_meta_or_none(m) for m in models.values()]))
     if _done(table, key):
         return table
     net = ctx.net(p.style.loss.network)
     rows = []
     for style_file, model_path in models.items():
-        name = Path(style_file).stem
+        name, cfg = Path(style_file).stem, cfgs[style_file]
         model, _ = load_model(model_path, ctx.device)
         fast = inference_model(model, ctx.device)
         style = images.resize_longer(images.read_image(ctx.data(style_file)), p.style.style_size)[None].to(ctx.device)
         images.write_image(images.resize_longer(style, 256), out / f"style_{name}.png")
-        objective = Objective(net, p.style.loss, style)
+        objective = Objective(net, cfg.loss, style)
         for size in p.qualitative_sizes:
             for path in ctx.content_files(p.qualitative_images):
                 content = square_image(path, size).to(ctx.device)
@@ -231,7 +242,7 @@ def qualitative(ctx: Context, progress: bool = True) -> Path:
     summary = (f"sizes {', '.join(f'{s}²' for s in p.qualitative_sizes)}, content from {p.content_dir}; networks "
                f"trained {p.style.iterations} iterations at {p.style.image_size}²; baseline {p.fig5_iterations} "
                f"L-BFGS iterations")
-    store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, models={k: str(v) for k, v in models.items()}),
+    store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfgs, models={k: str(v) for k, v in models.items()}),
                                                  "key": key, "summary": summary})
     return table
 
@@ -245,12 +256,12 @@ def speed(ctx: Context, progress: bool = True) -> Path:
     model_path = style_model(ctx, p.style_file, progress)
     out = ctx.out("speed")
     table = out / "speed.csv"
-    cfg = replace(GatysConfig(), loss=p.style.loss)
+    cfg = replace(GatysConfig(), loss=style_config(ctx, p.style_file).loss)
     key = config_hash((cfg, p.table1_sizes, p.table1_repeats, p.table1_gatys_iterations, str(ctx.device),
                        store.hardware(ctx.device)))
     if _done(table, key):
         return table
-    net = ctx.net(p.style.loss.network)
+    net = ctx.net(cfg.loss.network)
     model, _ = load_model(model_path, ctx.device)
     style = images.resize_longer(images.read_image(ctx.data(p.style_file)), p.style.style_size)[None]
     rows = bench.speed_rows(model, net, style, p.table1_sizes, cfg, p.table1_repeats, p.table1_gatys_iterations,
