@@ -20,7 +20,7 @@ from .config import STYLES, GatysConfig
 from .objective import Objective
 from .profiles import Profile
 from .stylize import inference_model, run
-from .train import config_hash, load_model, pick_device, train_style
+from .train import config_hash, load_model, pick_device, style_target, train_style
 from .vgg import VGGFeatures, load_vgg
 
 log = logging.getLogger("perceptual.experiments")
@@ -134,7 +134,7 @@ def inversions(ctx: Context, progress: bool = True) -> Path:
         return table
     net = ctx.net()
     content = square_image(ctx.content_files(1)[0], p.inversion_size).to(ctx.device)
-    style = images.resize_longer(images.read_image(ctx.data(p.style_file)), p.inversion_size)[None].to(ctx.device)
+    style = style_target(ctx.data(p.style_file), p.inversion_size).to(ctx.device)
     images.write_image(content, out / "feature_target.png")
     images.write_image(style, out / "style_target.png")
     rows = []
@@ -173,7 +173,7 @@ def objective_curves(ctx: Context, progress: bool = True) -> Path:
     net = ctx.net(loss.network)
     model, _ = load_model(model_path, ctx.device)
     fast = inference_model(model, ctx.device)
-    style = images.resize_longer(images.read_image(ctx.data(p.style_file)), p.style.style_size)[None].to(ctx.device)
+    style = style_target(ctx.data(p.style_file), p.style.style_size).to(ctx.device)
     objective = Objective(net, loss, style)
     rows = []
     for size in p.fig5_sizes:
@@ -218,7 +218,7 @@ def qualitative(ctx: Context, progress: bool = True) -> Path:
         name, cfg = Path(style_file).stem, cfgs[style_file]
         model, _ = load_model(model_path, ctx.device)
         fast = inference_model(model, ctx.device)
-        style = images.resize_longer(images.read_image(ctx.data(style_file)), p.style.style_size)[None].to(ctx.device)
+        style = style_target(ctx.data(style_file), p.style.style_size).to(ctx.device)
         images.write_image(images.resize_longer(style, 256), out / f"style_{name}.png")
         objective = Objective(net, cfg.loss, style)
         for size in p.qualitative_sizes:
@@ -263,7 +263,7 @@ def speed(ctx: Context, progress: bool = True) -> Path:
         return table
     net = ctx.net(cfg.loss.network)
     model, _ = load_model(model_path, ctx.device)
-    style = images.resize_longer(images.read_image(ctx.data(p.style_file)), p.style.style_size)[None]
+    style = style_target(ctx.data(p.style_file), p.style.style_size)
     rows = bench.speed_rows(model, net, style, p.table1_sizes, cfg, p.table1_repeats, p.table1_gatys_iterations,
                             ctx.device)
     summary = (f"sizes {', '.join(f'{s}²' for s in p.table1_sizes)}, {p.table1_repeats} repeats, "

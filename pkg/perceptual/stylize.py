@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import images
-from .data import IMAGE_SUFFIXES, list_images
+from .data import list_images
 from .train import load_model, pick_device
 
 log = logging.getLogger("perceptual.stylize")
@@ -171,10 +171,6 @@ def stylize_files(checkpoint: str | Path, inputs: Sequence[str | Path], output_d
     report = Report()
     for path, stem in tqdm(expand_inputs(inputs), desc=f"stylize ({meta.get('style', '?')})", disable=not progress):
         try:
-            if not path.exists():
-                raise images.ImageError(f"{path}: no such file or folder")
-            if path.suffix.lower() not in IMAGE_SUFFIXES and path.is_file():
-                log.info("%s: unusual suffix, trying to read it anyway", path)
             out = stylize_image(fast, images.read_image(path), keep_colors, median, max_side, strength)
             report.written.append(images.write_image(out, Path(output_dir) / stem.with_suffix(suffix)))
         except images.ImageError as err:

@@ -20,21 +20,19 @@ histogram-matched to the LR input by default (paper §4.2); ``feat_raw`` reports
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
-from . import images, losses, metrics, paths, store
+from . import images, losses, metrics, store
 from .config import SRConfig
 from .data import list_images
-from .train import config_hash, fit, load_model, pick_device, split_files
+from .train import CachedImages, config_hash, fit, load_model, pick_device, split_files
 from .transformer import SRCNN, SRNet
 from .vgg import load_vgg
 
@@ -88,23 +86,16 @@ def histogram_match(output: torch.Tensor, reference: torch.Tensor) -> torch.Tens
 # training
 
 
-class Patches(Dataset):
+class Patches(CachedImages):
     """Random HR patches; the LR input is made on the fly. Items are (index, seed) pairs."""
 
     def __init__(self, files: Sequence[Path], patch: int, factor: int, sigma: float):
-        self.files, self.patch, self.factor, self.sigma = list(files), patch, factor, sigma
-        self._cache: dict[int, torch.Tensor] = {}
+        super().__init__(files)
+        self.patch, self.factor, self.sigma = patch, factor, sigma
 
-    def image(self, index: int) -> torch.Tensor:
-        if index not in self._cache:
-            img = images.read_image(self.files[index])
-            if min(img.shape[-2:]) < self.patch:
-                img = images.resize_shorter(img, self.patch).clamp(0, 255)
-            self._cache[index] = img.round().to(torch.uint8) if len(self._cache) < 2000 else img
-        return self._cache[index].float()
-
-    def __len__(self) -> int:
-        return len(self.files)
+    def prepare(self, image: torch.Tensor) -> torch.Tensor:
+        """Photos whose shorter side is under the patch size are upscaled first."""
+        return images.resize_shorter(image, self.patch) if min(image.shape[-2:]) < self.patch else image
 
     def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
         index, seed = item

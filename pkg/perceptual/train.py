@@ -96,28 +96,33 @@ class IterationSampler(torch.utils.data.Sampler):
         return self.total - self.start
 
 
-class SquareImages(Dataset):
-    """Training photos resized to size×size (style transfer). Unreadable files are skipped
+class CachedImages(Dataset):
+    """Training photos, read once, transformed by :meth:`prepare` and rounded to 8-bit values;
+    the first ``cache_limit`` stay in memory as uint8. Every visit sees the same pixels, cached
+    or not (a resumed run must see what an uninterrupted one saw). Unreadable files are skipped
     with a warning (the next file stands in), so one bad photo does not stop a long run."""
 
-    def __init__(self, files: Sequence[Path], size: int, rule: str):
-        self.files, self.size, self.rule = list(files), size, rule
-        self._cache: dict[int, torch.Tensor] = {}
-        self.cache_limit = 4000 if size <= 288 else 0  # small sets stay in memory as uint8
+    cache_limit = 2000
 
-    def load(self, index: int) -> torch.Tensor:
+    def __init__(self, files: Sequence[Path]):
+        self.files = list(files)
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def prepare(self, image: torch.Tensor) -> torch.Tensor:
+        return image
+
+    def image(self, index: int) -> torch.Tensor:
         if index in self._cache:
             return self._cache[index].float()
         for k in range(len(self.files)):
             path = self.files[(index + k) % len(self.files)]
             try:
-                img = images.square(images.read_image(path), self.size, self.rule)
+                img = self.prepare(images.read_image(path)).round().clamp(0, 255)
                 break
             except images.ImageError as err:
                 log.warning("skipping training image: %s", err)
         else:
             raise images.ImageError("no readable training image in the folder")
-        img = img.round().clamp(0, 255)  # 8-bit values, cached or not: every visit sees the same pixels
         if len(self._cache) < self.cache_limit:
             self._cache[index] = img.to(torch.uint8)
         return img
@@ -125,8 +130,20 @@ class SquareImages(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+
+class SquareImages(CachedImages):
+    """Photos resized to size×size (style transfer); items are (index, seed) pairs."""
+
+    def __init__(self, files: Sequence[Path], size: int, rule: str):
+        super().__init__(files)
+        self.size, self.rule = size, rule
+        self.cache_limit = 4000 if size <= 288 else 0  # small sets stay in memory
+
+    def prepare(self, image: torch.Tensor) -> torch.Tensor:
+        return images.square(image, self.size, self.rule)
+
     def __getitem__(self, item: tuple[int, int]) -> torch.Tensor:
-        return self.load(item[0])
+        return self.image(item[0])
 
 
 def split_files(dirs: Sequence[Path], val_images: int) -> tuple[list[Path], list[Path]]:
