@@ -3,7 +3,7 @@
 #   make test         setup, then the offline test suite
 #   make reproduce    train what is missing, evaluate, execute every notebook, build the book
 #                     (PROFILE=paper when a CUDA GPU is present, else demo; PROFILE=… overrides)
-#   make chapter NAME=fig5_objective   run one chapter's notebook (and what it needs)
+#   make chapter NAME=objective   run one chapter's notebook (and what it needs)
 #   make book         build the rendered book from executed notebooks
 #   make data DATASETS="set5 set14"     download datasets (verified, resumable)
 #   make clean        remove generated results, executed notebooks and the built book
@@ -39,7 +39,7 @@ reproduce: setup
 	$(BIN)/perceptual reproduce $(if $(PROFILE),--profile $(PROFILE),)
 
 chapter: setup
-	@test -n "$(NAME)" || (echo "usage: make chapter NAME=<notebook name, e.g. fig5_objective>"; exit 2)
+	@test -n "$(NAME)" || (echo "usage: make chapter NAME=<notebook name, e.g. objective>"; exit 2)
 	$(BIN)/perceptual reproduce --only $(NAME) --no-book $(if $(PROFILE),--profile $(PROFILE),)
 
 book: setup

@@ -1,20 +1,80 @@
 """``perceptual`` command line. Run ``perceptual -h`` or ``perceptual COMMAND -h``.
 
 Exit codes: 0 success; 1 some inputs failed (reported by name) or a run stopped; 2 bad usage or
-missing data / weights (the message says how to get them).
+missing data / weights (the message says how to get them); 128 + signal when Ctrl-C / SIGTERM
+stopped a training run (after writing a checkpoint).
+
+Every error met in ordinary use is one line on stderr, with no traceback unless ``--debug``.
+Every number is checked when the arguments are parsed (:func:`int_in`), before torch is imported
+(the modules that need it are imported by the command that runs), so a bad argument costs
+nothing.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from . import config, data, images, profiles, vgg
+from . import config, profiles
+
+
+class UsageError(ValueError):
+    """Arguments that parse but do not fit together (exit 2)."""
+
+
+def int_in(lo: int, hi: int, why: str = ""):
+    """An argparse ``type``: a whole number in [lo, hi], else a one-line message with the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: use {lo} to {hi}{why}")
+        return value
+
+    return parse
+
+
+def unit_float(text: str) -> float:
+    """An argparse ``type``: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{value} is out of range: use 0 to 1")
+    return value
+
+
+BIG = 10 ** 9
+NUMBERS = {  # option → type; the ranges a run can use
+    "iterations": int_in(1, BIG),
+    "image-size": int_in(41, 8192, " (the style network's 40 px reflection pad needs ≥ 41)"),
+    "style-size": int_in(16, 8192),
+    "batch-size": int_in(1, 1024),
+    "seed": int_in(0, 2 ** 31 - 1),
+    "workers": int_in(0, 64),
+    "checkpoint-every": int_in(1, BIG),
+    "patch": int_in(16, 8192),
+}
+
+
+def loss_network(name: str) -> str:
+    """An argparse ``type``: a name in :data:`perceptual.vgg.SOURCES`."""
+    from . import vgg
+
+    if name not in vgg.SOURCES:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a loss network: choose one of {', '.join(vgg.SOURCES)}")
+    return name
 
 
 def _cmd_data(args) -> int:
+    from . import data
+
     if args.action == "status":
         rows = data.status(check_hashes=args.check_hashes)
         print(f"data root: {data.paths.data_root()}")
@@ -25,12 +85,10 @@ def _cmd_data(args) -> int:
     if not args.names:
         print("error: name the datasets to fetch: " + ", ".join(data.registry()), file=sys.stderr)
         return 2
-    root = data.paths.data_root()
-    if data.paths.data_root_is_mirror() and not args.into_mirror:
-        print(f"note: PERCEPTUAL_DATA_ROOT={root} is a local mirror; fetching into it (use --into-mirror to "
-              "silence this)", file=sys.stderr)
     for name in args.names:
-        print(f"{name}: {data.fetch(name, root)}")
+        data.get(name)  # an unknown name fails before any download
+    for name in args.names:
+        print(f"{name}: {data.fetch(name)}")
     return 0
 
 
@@ -44,7 +102,7 @@ def _cmd_stylize(args) -> int:
 
     report = stylize_files(args.model, args.inputs, args.output, keep_colors=args.preserve_color,
                            median=args.median, device=args.device, suffix=args.format, max_side=args.max_side,
-                           strength=args.strength, progress=not args.quiet)
+                           strength=args.strength, progress=not args.quiet, overwrite=args.overwrite)
     for path in report.written:
         print(path)
     for path, err in report.failed:
@@ -67,7 +125,7 @@ def _cmd_train_style(args) -> int:
         cfg = replace(cfg, loss=replace(cfg.loss, network=args.loss_network))
     print(f"training {cfg.style} with {cfg.loss.network}; run folder {args.out}")
     print(train_style(cfg, Path(args.style), [Path(d) for d in args.data], Path(args.out), args.device,
-                      workers=args.workers))
+                      workers=args.workers, checkpoint_every=args.checkpoint_every))
     return 0
 
 
@@ -78,7 +136,12 @@ def _cmd_train_sr(args) -> int:
     overrides = {k: v for k, v in (("iterations", args.iterations), ("patch", args.patch),
                                    ("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
     cfg = replace(cfg, network=args.loss_network or cfg.network, **overrides)
-    print(train_sr(cfg, args.method, [Path(d) for d in args.data], Path(args.out), args.device, workers=args.workers))
+    if cfg.patch % cfg.factor:
+        low = cfg.patch - cfg.patch % cfg.factor
+        raise UsageError(f"argument --patch: {cfg.patch} is not a multiple of --factor {cfg.factor} "
+                         f"(try {low} or {low + cfg.factor})")
+    print(train_sr(cfg, args.method, [Path(d) for d in args.data], Path(args.out), args.device, workers=args.workers,
+                   checkpoint_every=args.checkpoint_every))
     return 0
 
 
@@ -109,75 +172,116 @@ def _cmd_book(args) -> int:
     return book.build()
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (the usage is one ``-h`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="perceptual", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)  # accepted before or after the command
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
+    p = Parser(prog="perceptual", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("data", help="dataset status and downloads")
+    def command(name: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kw)
+
+    d = command("data", help="dataset status and downloads")
     d.add_argument("action", choices=("status", "fetch"))
     d.add_argument("names", nargs="*")
     d.add_argument("--check-hashes", action="store_true", help="verify every file's hash (status)")
-    d.add_argument("--into-mirror", action="store_true")
     d.set_defaults(func=_cmd_data)
 
-    pr = sub.add_parser("profile", help="print a study profile")
+    pr = command("profile", help="print a study profile")
     pr.add_argument("name", nargs="?")
     pr.set_defaults(func=_cmd_profile)
 
-    s = sub.add_parser("stylize", help="apply a trained style network to files and folders")
+    s = command("stylize", help="apply a trained style network to files and folders")
     s.add_argument("model", help="model.pt or checkpoint.pt from training")
     s.add_argument("inputs", nargs="+", help="image files and/or folders")
     s.add_argument("-o", "--output", required=True, help="output folder")
     s.add_argument("--preserve-color", action="store_true", help="keep the input's colours (luminance transfer)")
     s.add_argument("--median", action="store_true", help="the authors' 3×3 median filter")
-    s.add_argument("--strength", type=float, default=1.0, help="style strength in [0, 1] (blend with the input)")
+    s.add_argument("--strength", type=unit_float, default=1.0, help="style strength in [0, 1] (blend with the input)")
     s.add_argument("--format", default=".png", choices=(".png", ".jpg"), help="output format")
-    s.add_argument("--max-side", type=int, help="shrink larger inputs before stylising (output keeps the size)")
+    s.add_argument("--max-side", type=int_in(16, 65536),
+                   help="shrink larger inputs before stylising (output keeps the size)")
+    s.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs are never replaced)")
     s.add_argument("--device")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_stylize)
 
-    t = sub.add_parser("train-style", help="train a style transfer network")
+    t = command("train-style", help="train a style transfer network")
     t.add_argument("--style", required=True, help="style image file")
     t.add_argument("--data", nargs="+", required=True, help="folders of training photos")
     t.add_argument("--out", required=True, help="run folder (checkpoints, logs; resumes if present)")
     t.add_argument("--preset", default="paper", choices=tuple(config.PRESETS))
     t.add_argument("--style-preset", choices=tuple(config.STYLES), help="the authors' per-style settings")
     t.add_argument("--name")
-    for opt in ("iterations", "image-size", "style-size", "batch-size", "seed", "workers"):
-        t.add_argument(f"--{opt}", type=int, default=0 if opt == "workers" else None)
-    t.add_argument("--loss-network", choices=tuple(vgg.SOURCES))
+    for opt in ("iterations", "image-size", "style-size", "batch-size", "seed", "workers", "checkpoint-every"):
+        t.add_argument(f"--{opt}", type=NUMBERS[opt], default=0 if opt == "workers" else None)
+    t.add_argument("--loss-network", type=loss_network, help="vgg16, vgg16-caffe, … (perceptual.vgg.SOURCES)")
     t.add_argument("--device")
     t.set_defaults(func=_cmd_train_style)
 
-    r = sub.add_parser("train-sr", help="train a super-resolution network")
+    r = command("train-sr", help="train a super-resolution network")
     r.add_argument("--factor", type=int, default=4, choices=(2, 4, 8))
     r.add_argument("--method", default="feat", choices=("feat", "pixel", "srcnn"))
     r.add_argument("--data", nargs="+", required=True)
     r.add_argument("--out", required=True)
-    for opt in ("iterations", "patch", "batch-size", "seed", "workers"):
-        r.add_argument(f"--{opt}", type=int, default=0 if opt == "workers" else None)
-    r.add_argument("--loss-network", choices=tuple(vgg.SOURCES))
+    for opt in ("iterations", "patch", "batch-size", "seed", "workers", "checkpoint-every"):
+        r.add_argument(f"--{opt}", type=NUMBERS[opt], default=0 if opt == "workers" else None)
+    r.add_argument("--loss-network", type=loss_network, help="vgg16, vgg16-caffe, … (perceptual.vgg.SOURCES)")
     r.add_argument("--device")
     r.set_defaults(func=_cmd_train_sr)
 
-    x = sub.add_parser("run", help="compute results for a profile (what the notebooks read)")
+    x = command("run", help="compute results for a profile (what the notebooks read)")
     x.add_argument("steps", nargs="*", help="inversion, objective, qualitative, speed, superres (default: all)")
     x.add_argument("--profile")
     x.add_argument("--device")
     x.set_defaults(func=_cmd_run)
 
-    rp = sub.add_parser("reproduce", help="compute everything, execute the notebooks, build the book")
+    rp = command("reproduce", help="compute everything, execute the notebooks, build the book")
     rp.add_argument("--profile", help="demo | small | paper (default: paper with a CUDA GPU, else demo)")
     rp.add_argument("--only", help="one chapter (notebook name)")
     rp.add_argument("--no-book", action="store_true")
     rp.add_argument("--device")
     rp.set_defaults(func=_cmd_reproduce)
 
-    b = sub.add_parser("book", help="build the book from the executed notebooks")
+    b = command("book", help="build the book from the executed notebooks")
     b.set_defaults(func=_cmd_book)
     return p
+
+
+EXIT_CODES: tuple[tuple[tuple[str, ...], int], ...] = (  # "module:Class", first match wins
+    (("perceptual.cli:UsageError", "perceptual.stylize:OutputError", "perceptual.memory:TooLarge",
+      "perceptual.data:DataError", "perceptual.vgg:WeightsUnavailable", "builtins:KeyError",
+      "builtins:FileNotFoundError", "builtins:NotADirectoryError", "builtins:IsADirectoryError"), 2),
+    (("perceptual.images:ImageError", "builtins:ValueError", "builtins:RuntimeError", "builtins:OSError"), 1),
+)
+
+
+def exit_code(err: BaseException) -> int | None:
+    """The exit code :data:`EXIT_CODES` gives ``err``, None for an unexpected error. Only loaded
+    modules are looked at (an error cannot come from a module that was never imported)."""
+    for names, code in EXIT_CODES:
+        for name in names:
+            module, cls = name.split(":")
+            if module in sys.modules and isinstance(err, getattr(importlib.import_module(module), cls)):
+                return code
+    return None
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (KeyError without its quotes)."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip()) or type(err).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,15 +292,24 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[console])
     try:
         return args.func(args)
-    except (data.DataError, vgg.WeightsUnavailable, KeyError, FileNotFoundError) as err:
-        print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
-        return 2
-    except (images.ImageError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
+        if args.debug:
+            raise
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 (the one place that turns errors into messages)
+        if args.debug:
+            raise
+        if hasattr(err, "exit_code"):  # train.TrainingInterrupted: a checkpoint was written
+            print(one_line(err), file=sys.stderr)
+            return err.exit_code
+        code = exit_code(err)
+        if code is None:  # not an error we expect: say what it is and how to see more
+            print(f"error: {type(err).__name__}: {one_line(err)} (rerun with --debug for the traceback)",
+                  file=sys.stderr)
+            return 1
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ local mirrors, and embedded demo data.
 - Downloads go through pooch (hash check, atomic move into place) with a resumable
   requests-based downloader: an interrupted transfer leaves ``<cache>/partial/*.part`` and the
   next fetch continues it with an HTTP Range request. No corrupt file ever lands in a folder.
+  A server that cannot be reached (no network, DNS failure, connection refused) is reported as
+  :class:`NoConnection`, distinct from a transfer that started and was cut ("interrupted … run
+  the same command again to resume").
+- A local mirror (``PERCEPTUAL_DATA_ROOT``) is read-only: :func:`fetch` refuses to write into it.
 - A missing dataset raises :class:`DataMissing` naming it and the command that gets it.
   Nothing falls back silently to other data.
 """
@@ -33,6 +37,10 @@ class DataError(RuntimeError):
 
 class DataMissing(DataError):
     """A dataset a computation needs is not under the data root."""
+
+
+class NoConnection(DataError):
+    """The server could not be reached at all (nothing was transferred)."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,13 @@ class ResumableDownloader:
         part.parent.mkdir(parents=True, exist_ok=True)
         start = part.stat().st_size if part.exists() else 0
         headers = {"Range": f"bytes={start}-"} if start else {}
-        with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as resp:
+        try:
+            resp = requests.get(url, headers=headers, stream=True, timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as err:  # before any byte: no connection
+            host = requests.utils.urlparse(url).netloc
+            raise NoConnection(f"cannot reach {host} to download {url} ({_root_cause(err)}): check the network "
+                               "connection (or proxy), or set PERCEPTUAL_DATA_ROOT to a local mirror") from err
+        with resp:
             if resp.status_code == 416:  # the partial file is already complete
                 pass
             else:
@@ -162,6 +176,24 @@ class ResumableDownloader:
         return None
 
 
+def _root_cause(err: BaseException) -> str:
+    """The innermost reason of a requests error, short (e.g. "Connection refused")."""
+    chain = [err]
+    for _ in range(10):  # requests → urllib3 MaxRetryError → NewConnectionError → OSError
+        nxt = err.args[0] if err.args and isinstance(err.args[0], BaseException) else \
+            getattr(err, "reason", None) or err.__context__
+        if not isinstance(nxt, BaseException):
+            break
+        err = nxt
+        chain.append(err)
+    text = " ".join(str(e) for e in chain)
+    for known in ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
+                  "Network is unreachable", "timed out", "No route to host"):
+        if known in text:
+            return known
+    return type(err).__name__
+
+
 def _retrieve(url: str, known_hash: str, target: Path, progressbar: bool = True) -> Path:
     """Download ``url`` to ``target`` (verified, atomic, resumable) with pooch."""
     import pooch
@@ -169,6 +201,7 @@ def _retrieve(url: str, known_hash: str, target: Path, progressbar: bool = True)
 
     pooch_hash = None if not known_hash or known_hash.startswith("pixels:") else known_hash
     downloader = ResumableDownloader(paths.cache_dir() / "partial", progressbar=progressbar)
+    pooch.get_logger().setLevel("WARNING")  # our own progress bar says what is downloading
     try:
         out = pooch.retrieve(url, known_hash=pooch_hash, fname=target.name, path=target.parent,
                              downloader=downloader, progressbar=False)
@@ -200,10 +233,17 @@ def _fetch_file(rel: str, url: str, expected: str, folder: Path, progressbar: bo
 
 
 def fetch(name: str, root: Path | None = None, progressbar: bool = True) -> Path:
-    """Download, verify and (for archives) extract dataset ``name`` into the data root."""
+    """Download, verify and (for archives) extract dataset ``name`` into ``root`` (default: the
+    data root). A local mirror (``PERCEPTUAL_DATA_ROOT``) is never written to: refused."""
     import pooch
 
     ds = get(name)
+    if root is None:
+        if paths.data_root_is_mirror():
+            raise DataError(f"PERCEPTUAL_DATA_ROOT={paths.data_root()} is a local mirror, which is never written "
+                            f"to; to download {name} into the download cache ({paths.cache_dir() / 'data'}), "
+                            "unset PERCEPTUAL_DATA_ROOT (no DATA_ROOT for make), or copy it into the mirror yourself")
+        root = paths.data_root()
     folder = ds.path(root)
     if ds.kind == "mirror":
         raise DataError(f"dataset {name!r} has no public download: it exists only as a local mirror "

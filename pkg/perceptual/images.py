@@ -79,8 +79,9 @@ def from_array(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(arr[..., :3].copy()).permute(2, 0, 1).contiguous()
 
 
-def write_image(image: torch.Tensor, path: str | os.PathLike, **save_args) -> Path:
-    """Save (3, H, W) or (1, 3, H, W) in [0, 255] atomically; format from the suffix."""
+def write_image(image: torch.Tensor, path: str | os.PathLike, overwrite: bool = True, **save_args) -> Path:
+    """Save (3, H, W) or (1, 3, H, W) in [0, 255] atomically; format from the suffix.
+    ``overwrite=False``: :class:`FileExistsError` rather than replacing an existing file."""
     from PIL import Image
 
     path = Path(path)
@@ -88,7 +89,7 @@ def write_image(image: torch.Tensor, path: str | os.PathLike, **save_args) -> Pa
            ".tif": "TIFF", ".tiff": "TIFF"}.get(path.suffix.lower())
     if fmt is None:
         raise ImageError(f"{path}: unsupported output format {path.suffix!r} (use .png or .jpg)")
-    with store.atomic_path(path) as tmp:
+    with store.atomic_path(path, overwrite=overwrite) as tmp:
         Image.fromarray(to_uint8(image)).save(tmp, format=fmt, **save_args)
     return path
 

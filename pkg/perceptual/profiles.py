@@ -10,7 +10,10 @@
 - ``paper`` — the paper's settings on the full datasets (COCO train2014, 40k/200k iterations,
   50 val images, 256/512/1024), for a GPU box.
 
-A profile is printed at the start of every run (:func:`describe`).
+A profile is printed at the start of every run (:func:`describe`). Without a GPU a profile's
+``cpu`` reductions replace some values; the notes, written for the GPU values, are then printed
+labelled "(GPU settings)", followed by one generated line per replaced value (the value used
+and the GPU setting), so nothing printed contradicts the settings in effect (:func:`note_lines`).
 """
 from __future__ import annotations
 
@@ -148,9 +151,7 @@ def get(name: str | None = None, gpu: bool | None = None) -> Profile:
 
         gpu = torch.cuda.is_available() and os.environ.get("DEVICE", "auto") not in ("cpu",)
     if not gpu and profile.cpu:
-        profile = with_overrides(profile, profile.cpu)
-        profile = replace(profile, notes=profile.notes + ("no GPU: CPU reductions applied — " + ", ".join(
-            f"{k} = {v}" for k, v in profile.cpu),))
+        profile = replace(with_overrides(profile, profile.cpu), notes=profile.notes + cpu_notes(profile))
     net = os.environ.get("LOSS_NETWORK")
     if net:
         profile = replace(profile, loss_network=net, style=replace(profile.style, loss=replace(
@@ -158,9 +159,36 @@ def get(name: str | None = None, gpu: bool | None = None) -> Profile:
     return profile
 
 
+CPU_NOTE = "no GPU: "  # prefix of the generated notes for the CPU reductions
+
+
+def _value(profile: Profile, dotted: str) -> Any:
+    obj: Any = profile
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def cpu_notes(gpu_profile: Profile) -> tuple[str, ...]:
+    """One note per CPU reduction, generated from the values: ``GPU value → value used``."""
+    return tuple(f"{CPU_NOTE}{k} = {v} (GPU setting: {_value(gpu_profile, k)})" for k, v in gpu_profile.cpu)
+
+
+def note_lines(profile: Profile) -> list[str]:
+    """The profile's notes as printed (:func:`describe`, the book's methods chapter): when CPU
+    reductions apply, the written notes are labelled as describing the GPU settings and one
+    generated line per reduction follows them."""
+    written = [n for n in profile.notes if not n.startswith(CPU_NOTE)]
+    generated = [n[len(CPU_NOTE):] for n in profile.notes if n.startswith(CPU_NOTE)]
+    if not generated:
+        return written
+    return [f"(GPU settings) {n}" for n in written] + [
+        f"no GPU, so {n} is used instead" for n in generated]
+
+
 def describe(profile: Profile) -> str:
     """A readable dump of every setting (printed at the start of each run)."""
     lines = [f"profile {profile.name!r}: {profile.description}"]
     lines += [f"  {k} = {v}" for k, v, _ in flatten(profile) if k not in ("name", "description", "notes", "cpu")]
-    lines += [f"  note: {n}" for n in profile.notes]
+    lines += [f"  note: {n}" for n in note_lines(profile)]
     return "\n".join(lines)

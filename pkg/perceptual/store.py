@@ -22,19 +22,65 @@ import torch
 from . import paths
 
 
+TMP_SUFFIX = ".tmp"  # temporaries are ``.<name>.<random>.tmp`` beside their target
+
+
+def new_file_mode() -> int:
+    """The permissions ``open()`` would give a new file: 0o666 minus the process umask
+    (``mkstemp`` alone creates 0o600)."""
+    try:  # Linux ≥ 4.7: read it without changing it (os.umask is process-wide)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the target folder; rename it onto ``path`` on success."""
+def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path in the target folder; rename it onto ``path`` on success.
+
+    The file gets the usual permissions (:func:`new_file_mode`). ``overwrite=False`` never
+    replaces an existing ``path``: :class:`FileExistsError` instead, checked at the rename (a
+    hard link), so a file that appeared meanwhile is kept too."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, new_file_mode())
         yield Path(tmp)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(Path(tmp), path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path`` unless ``path`` exists (atomically where hard links work)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path}: exists; not replaced") from None
+    except OSError:  # a filesystem without hard links: check, then rename
+        if path.exists():
+            raise FileExistsError(f"{path}: exists; not replaced") from None
+        os.replace(tmp, path)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries an interrupted :func:`atomic_path` left in ``folder`` (call only
+    where nothing else writes: e.g. a locked run folder). Returns what was removed."""
+    stale = [p for p in Path(folder).glob(f".*{TMP_SUFFIX}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:

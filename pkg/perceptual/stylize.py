@@ -8,11 +8,19 @@ Options: ``preserve_color`` keeps the content image's colours — the output's l
 combined with the input's chroma (BT.601 YCbCr); ``median`` applies the authors' 3×3 median
 filter (their test script's default); ``strength`` blends with the input. Output size = input
 size; images smaller than the design takes are replicate-padded and cropped back.
+
+Nothing is lost (:func:`plan_outputs`, checked before any work): an existing output is kept
+unless ``overwrite``; two inputs that would get the same output name (``a/x.jpg``, ``b/x.jpg``,
+``x.png``) are an error naming both; an output that would replace an input is refused even with
+``overwrite`` (writing into the input folder works when no name collides). Outputs are written
+atomically (temporary file, then rename) with the usual file permissions. Only style networks
+are applied: a super-resolution model is refused with a clear error.
 """
 from __future__ import annotations
 
 import copy
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -136,6 +144,10 @@ def stylize_image(model: nn.Module, image: torch.Tensor, keep_colors: bool = Fal
     return y.clamp(0, 255)
 
 
+class OutputError(ValueError):
+    """The outputs cannot be written without losing something; nothing was written."""
+
+
 @dataclass
 class Report:
     written: list[Path] = field(default_factory=list)
@@ -147,33 +159,89 @@ class Report:
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
-    """(file, relative output stem) for files and folders (folders recursively)."""
+    """(file, relative output stem) for files and folders (folders recursively). A missing
+    input or a folder without images is a :class:`FileNotFoundError` naming it."""
     out = []
     for item in map(Path, inputs):
         if item.is_dir():
-            out += [(f, f.relative_to(item).with_suffix("")) for f in list_images(item)]
-        else:
+            found = list_images(item)
+            if not found:
+                raise FileNotFoundError(f"{item}: no images in this folder (looked for .jpg, .png, .tif, …)")
+            out += [(f, f.relative_to(item).with_suffix("")) for f in found]
+        elif item.exists():
             out.append((item, Path(item.stem)))
+        else:
+            raise FileNotFoundError(f"{item}: no such file or folder")
     return out
+
+
+def plan_outputs(inputs: Sequence[str | Path], output_dir: str | Path, suffix: str = ".png",
+                 overwrite: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output path) per input image, checked before any work: :class:`OutputError` if
+    ``output_dir`` is a file or not writable, two inputs share an output name, an output would
+    replace an input, or (without ``overwrite``) an output exists."""
+    out_dir = Path(output_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"-o {out_dir}: is a file; name a folder for the outputs")
+    plan = [(src, out_dir / stem.with_suffix(suffix)) for src, stem in expand_inputs(inputs)]
+    sources = {src.resolve(): src for src, _ in plan}
+    seen: dict[Path, Path] = {}
+    for src, dst in plan:
+        key = dst.resolve()
+        if key in sources:
+            raise OutputError(f"{dst} would replace the input {sources[key]}: write into another folder (-o)")
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {src} would both be written to {dst}: stylise them into "
+                              "separate folders or rename one")
+        seen[key] = src
+    existing = [dst for _, dst in plan if dst.exists()]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputError(f"{existing[0]} exists{more}: use --overwrite to replace, or another -o folder")
+    _check_writable(out_dir)
+    return plan
+
+
+def _check_writable(folder: Path) -> None:
+    """:class:`OutputError` unless ``folder`` exists (or can be made) and accepts new files."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"-o {folder}: cannot create the folder ({err.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"-o {folder}: not writable (permission denied)")
+
+
+def load_style_model(checkpoint: str | Path, device: torch.device) -> tuple[nn.Module, dict]:
+    """A style network from a checkpoint; a super-resolution model is a clear :class:`ValueError`."""
+    model, meta = load_model(checkpoint, device)
+    if meta.get("kind") != "style":
+        what = f"a ×{meta.get('factor')} super-resolution model ({meta.get('method', meta.get('kind'))})" \
+            if meta.get("kind") in ("sr", "srcnn") else f"a {meta.get('kind')!r} model"
+        raise ValueError(f"{checkpoint}: {what}, not a style network; stylize applies style networks "
+                         "(super-resolution models are evaluated by `perceptual run superres`)")
+    return model, meta
 
 
 def stylize_files(checkpoint: str | Path, inputs: Sequence[str | Path], output_dir: str | Path,
                   keep_colors: bool = False, median: bool = False, device: str | None = None,
                   suffix: str = ".png", max_side: int | None = None, strength: float = 1.0,
-                  progress: bool = True) -> Report:
-    """Stylise files and/or folders into ``output_dir``. Unreadable files are reported by name
-    and skipped; the rest finish."""
+                  progress: bool = True, overwrite: bool = False) -> Report:
+    """Stylise files and/or folders into ``output_dir``. The model and every output name are
+    checked before any work (:func:`plan_outputs`); unreadable files are reported by name and
+    skipped; the rest finish."""
     from tqdm.auto import tqdm
 
     dev = pick_device(device)
-    model, meta = load_model(checkpoint, dev)
+    model, meta = load_style_model(checkpoint, dev)
+    plan = plan_outputs(inputs, output_dir, suffix, overwrite)
     fast = inference_model(model, dev)
     report = Report()
-    for path, stem in tqdm(expand_inputs(inputs), desc=f"stylize ({meta.get('style', '?')})", disable=not progress):
+    for path, dst in tqdm(plan, desc=f"stylize ({meta.get('style', '?')})", disable=not progress):
         try:
             out = stylize_image(fast, images.read_image(path), keep_colors, median, max_side, strength)
-            report.written.append(images.write_image(out, Path(output_dir) / stem.with_suffix(suffix)))
-        except images.ImageError as err:
+            report.written.append(images.write_image(out, dst, overwrite=overwrite))
+        except (images.ImageError, FileExistsError) as err:
             log.info("skipped: %s", err)
             report.failed.append((path, str(err)))
     return report

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import images, losses, metrics, store
+from . import images, losses, memory, metrics, store
 from .config import SRConfig
 from .data import list_images
 from .train import CachedImages, config_hash, fit, load_model, pick_device, split_files
@@ -117,19 +117,25 @@ def sr_input(method: str, lr: torch.Tensor, factor: int) -> torch.Tensor:
 
 def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Path,
              device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
-             stop_after: int | None = None) -> Path:
-    """Train ``method`` ∈ {pixel, feat, srcnn} with the shared resumable loop."""
+             stop_after: int | None = None, checkpoint_every: int | None = None) -> Path:
+    """Train ``method`` ∈ {pixel, feat, srcnn} with the shared resumable loop. The patch must be a
+    multiple of the factor; sizes that cannot fit into memory are refused first."""
     if method not in ("pixel", "feat", "srcnn"):
         raise ValueError(f"unknown super-resolution method {method!r} (pixel, feat, srcnn)")
+    if cfg.patch % cfg.factor:
+        raise ValueError(f"patch {cfg.patch} is not a multiple of the factor {cfg.factor} "
+                         f"(try {cfg.patch - cfg.patch % cfg.factor} or {cfg.patch - cfg.patch % cfg.factor + cfg.factor})")
     device = device if isinstance(device, torch.device) else pick_device(device)
     cfg = replace(cfg, loss="pixel" if method in ("pixel", "srcnn") else "feat")
+    memory.check(memory.sr_training_bytes(method, cfg.factor, cfg.patch, cfg.batch_size,
+                                          cfg.network if cfg.loss == "feat" else None, cfg.feature_layer),
+                 device, f"patch {cfg.patch} with batch size {cfg.batch_size}")
     net = load_vgg(cfg.network, device) if cfg.loss == "feat" else None
     train_files, val_files = split_files(train_dirs, cfg.val_images)
     torch.manual_seed(cfg.seed)  # the initial weights are part of the run's identity
     model = sr_model(cfg, method)
-    val_hr = torch.stack([images.center_crop(Patches(val_files, cfg.patch, cfg.factor, cfg.blur_sigma).image(i),
-                                             (cfg.patch, cfg.patch)) for i in range(len(val_files))]) \
-        if val_files else None
+    data = Patches(train_files, cfg.patch, cfg.factor, cfg.blur_sigma)
+    val_hr = data.stack(val_files, lambda hr: images.center_crop(hr, (cfg.patch, cfg.patch)))
     meta = {"kind": "srcnn" if method == "srcnn" else "sr", "arch": model.arch, "method": method,
             "factor": cfg.factor, "loss_network": cfg.network if net is not None else None,
             "config_hash": config_hash((cfg, method)),
@@ -149,9 +155,9 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
         tv = cfg.tv_weight * losses.tv_loss(out) if cfg.tv_weight else out.new_zeros(())
         return {"total": main + tv, cfg.loss: main, "tv": tv}
 
-    return fit(model, loss, Patches(train_files, cfg.patch, cfg.factor, cfg.blur_sigma), cfg, run_dir=run_dir,
-               meta=meta, val_batch=val_hr, device=device, workers=workers, progress=progress,
-               desc=f"SR ×{cfg.factor} {method}", stop_after=stop_after)
+    return fit(model, loss, data, cfg, run_dir=run_dir, meta=meta, val_batch=val_hr, device=device, workers=workers,
+               progress=progress, desc=f"SR ×{cfg.factor} {method}", stop_after=stop_after,
+               checkpoint_every=checkpoint_every)
 
 
 # ---------------------------------------------------------------------------------------------

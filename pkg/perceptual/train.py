@@ -7,6 +7,11 @@ What :func:`fit` guarantees:
 - tqdm progress with the loss terms, a CSV loss log (``log.csv``), a text log (``train.log``),
   validation loss on held-out images (``val.csv``);
 - a NaN/inf guard that stops with :class:`TrainingDiverged` and keeps the last good checkpoint;
+- the run folder always recovers: one run at a time (a lock file naming the process),
+  temporaries of interrupted writes removed, Ctrl-C / SIGTERM write a checkpoint before
+  stopping (:class:`TrainingInterrupted`), ``model.pt`` derived from the final checkpoint when a
+  finished run lost it, and an unreadable checkpoint named with the two ways out;
+- unreadable training or validation photos skipped alike, each warned about once, with a summary;
 - CUDA when present (bf16 autocast with ``amp=True``), CPU otherwise.
 
 Style training (:func:`train_style`, paper §4.1): one network per style image on a folder of
@@ -20,7 +25,11 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import asdict
+import os
+import signal
+import socket
+import threading
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -29,18 +38,34 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from . import images, store
+from . import images, memory, store
 from .config import StyleTrainConfig
 from .data import list_images
 from .objective import Objective
 from .transformer import SRCNN, SRNet, StyleNet
-from .vgg import load_vgg
+from .vgg import SOURCES, layer_names, load_vgg
 
 log = logging.getLogger("perceptual.train")
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Ctrl-C or SIGTERM: a checkpoint was written and the run stopped; ``exit_code`` = 128 + signal."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read (truncated, empty, not a checkpoint); names the file."""
+
+
+class RunBusy(RuntimeError):
+    """Another process is training in the same run folder; names it."""
 
 
 def config_hash(cfg) -> str:
@@ -100,13 +125,15 @@ class CachedImages(Dataset):
     """Training photos, read once, transformed by :meth:`prepare` and rounded to 8-bit values;
     the first ``cache_limit`` stay in memory as uint8. Every visit sees the same pixels, cached
     or not (a resumed run must see what an uninterrupted one saw). Unreadable files are skipped
-    with a warning (the next file stands in), so one bad photo does not stop a long run."""
+    with one warning each (the next file stands in), so one bad photo does not stop a long run;
+    :attr:`skipped` collects them (training and validation) for the summary at the end."""
 
     cache_limit = 2000
 
     def __init__(self, files: Sequence[Path]):
         self.files = list(files)
         self._cache: dict[int, torch.Tensor] = {}
+        self.skipped: dict[Path, str] = {}  # unreadable file → error, warned about once
 
     def prepare(self, image: torch.Tensor) -> torch.Tensor:
         return image
@@ -116,11 +143,13 @@ class CachedImages(Dataset):
             return self._cache[index].float()
         for k in range(len(self.files)):
             path = self.files[(index + k) % len(self.files)]
+            if path in self.skipped:
+                continue
             try:
                 img = self.prepare(images.read_image(path)).round().clamp(0, 255)
                 break
             except images.ImageError as err:
-                log.warning("skipping training image: %s", err)
+                self._skip(path, err, "training")
         else:
             raise images.ImageError("no readable training image in the folder")
         if len(self._cache) < self.cache_limit:
@@ -129,6 +158,32 @@ class CachedImages(Dataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def _skip(self, path: Path, err: Exception, role: str) -> None:
+        self.skipped[path] = str(err)
+        log.warning("skipping %s image (unreadable; not reported again): %s", role, err)
+
+    def stack(self, files: Sequence[Path], finish: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
+              ) -> torch.Tensor | None:
+        """Held-out ``files`` prepared like training images (then ``finish``), as one batch
+        (B, 3, H, W); unreadable ones are skipped like training images. None if none is readable."""
+        out = []
+        for path in files:
+            try:
+                out.append(finish(self.prepare(images.read_image(path)).round().clamp(0, 255)))
+            except images.ImageError as err:
+                self._skip(path, err, "validation")
+        if files and not out:
+            log.warning("no readable validation image: validation loss is not logged")
+        return torch.stack(out) if out else None
+
+    def summary(self) -> str | None:
+        """One line naming the unreadable files skipped so far, or None."""
+        if not self.skipped:
+            return None
+        names = [str(p) for p in self.skipped]
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        return f"{len(names)} unreadable image(s) skipped: {', '.join(names[:5])}{more}"
 
 
 class SquareImages(CachedImages):
@@ -148,6 +203,9 @@ class SquareImages(CachedImages):
 
 def split_files(dirs: Sequence[Path], val_images: int) -> tuple[list[Path], list[Path]]:
     """All images under ``dirs``; the last ``val_images`` (sorted by path) are held out."""
+    missing = [str(d) for d in dirs if not Path(d).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: no such folder of training images")
     files = [f for d in dirs for f in list_images(Path(d))]
     if len(files) <= val_images:
         raise ValueError(f"need more than {val_images} training images under {', '.join(map(str, dirs))}, "
@@ -169,6 +227,110 @@ class RunFiles:
         self.log_csv = self.root / "log.csv"  # loss terms per iteration
         self.val_csv = self.root / "val.csv"  # validation loss
         self.text_log = self.root / "train.log"
+        self.lock = self.root / "run.lock"  # held while a process trains here
+
+
+class RunLock:
+    """One training process per run folder: an exclusive ``flock`` on ``run.lock``, which
+    records the holder's pid and host. The kernel drops the lock when its process dies, so a
+    lock file left by a killed run is simply taken over."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, store.new_file_mode())
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _lock_holder(fd)
+                os.close(fd)
+                raise RunBusy(f"{self.path.parent} is in use by {holder}; wait for it to finish (or stop it), "
+                              "or train into another folder") from None
+            except OSError as err:  # a filesystem without locks: go on, but say so
+                log.warning("cannot lock %s (%s): make sure no other run uses this folder", self.path, err)
+                break
+            try:  # the holder we waited for may have removed the file: lock the current one
+                if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        stale = _lock_holder(fd)
+        if stale != "an unknown process":
+            log.info("took over the lock of %s (no longer running)", stale)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"process {info['pid']} on {info['host']}"
+    except (ValueError, KeyError, TypeError, OSError):
+        return "an unknown process"
+
+
+class StopRequest:
+    """SIGINT / SIGTERM handlers for the duration of :func:`fit`: the first signal asks the loop
+    to write a checkpoint after the current iteration and stop; a second one stops at once.
+    Installed only in the main thread; the previous handlers are restored by :meth:`restore`."""
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.signals}
+        return self
+
+    def _handle(self, signum: int, _frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt  # second signal: stop now (the last checkpoint stays)
+        self.signum = signum
+        log.warning("%s: writing a checkpoint after this iteration, then stopping (again to stop at once)",
+                    signal.Signals(signum).name)
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def interrupted(self, checkpoint: Path, iteration: int) -> TrainingInterrupted:
+        name = signal.Signals(self.signum).name
+        return TrainingInterrupted(f"stopped by {name} after iteration {iteration}; checkpoint written to "
+                                   f"{checkpoint}; run the same command again to resume", self.signum)
+
+    def restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+
+def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """``torch.load`` a checkpoint; :class:`CheckpointError` naming the file if it is unreadable."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+        if not isinstance(ckpt, dict) or "model" not in ckpt or "meta" not in ckpt:
+            raise ValueError("no model state and metadata in it")
+    except Exception as err:  # noqa: BLE001 (truncated zip, pickle garbage, text, empty: all mean the same)
+        reason = (str(err).strip().splitlines() or [""])[0][:120]
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {reason})") from err
+    return ckpt
 
 
 def _keep_rows_until(path: Path, iteration: int) -> None:
@@ -194,31 +356,49 @@ def _append_row(path: Path, row: dict) -> None:
 def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, torch.Tensor]],
         dataset: Dataset, cfg, *, run_dir: Path, meta: dict, val_batch: torch.Tensor | None = None,
         device: torch.device | None = None, workers: int = 0, progress: bool = True, desc: str = "train",
-        stop_after: int | None = None) -> Path:
+        stop_after: int | None = None, checkpoint_every: int | None = None) -> Path:
     """Train ``model`` with Adam on ``step``'s ``"total"``; resumable from ``run_dir``.
 
     ``cfg`` supplies iterations, batch_size, lr, seed, checkpoint_every, val_every and amp (a
     StyleTrainConfig or SRConfig). Validation is ``step`` on ``val_batch`` in eval mode.
     ``meta`` (config, kind, architecture, …) is stored in every checkpoint; a checkpoint whose
     ``meta["config_hash"]`` differs is refused. ``stop_after`` ends early (tests: interruption).
-    Returns ``model.pt`` when finished, else the checkpoint.
+    ``checkpoint_every`` overrides ``cfg.checkpoint_every`` (not part of the run's identity).
+    Returns ``model.pt`` when finished, else the checkpoint. Ctrl-C / SIGTERM write a checkpoint
+    and raise :class:`TrainingInterrupted`; a second process on the same folder gets :class:`RunBusy`.
     """
+    if checkpoint_every:
+        cfg = replace(cfg, checkpoint_every=checkpoint_every)
     iterations, seed = cfg.iterations, cfg.seed
     files = RunFiles(Path(run_dir))
+    if files.root.exists() and not files.root.is_dir():
+        raise NotADirectoryError(f"{files.root}: is a file; the run folder (--out) must be a folder")
     files.root.mkdir(parents=True, exist_ok=True)
     device = device or pick_device()
+    lock = RunLock(files.lock).acquire()
     handler = logging.FileHandler(files.text_log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(logging.INFO)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    stop = StopRequest().install()
     try:
+        for stale in store.remove_stale_temporaries(files.root):
+            log.info("removed %s (left by an interrupted write)", stale)
         torch.manual_seed(seed)
         model.to(device).train()
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+        def save_model() -> None:
+            store.atomic_torch_save({"model": model.state_dict(), "meta": meta}, files.model)
+
         start = 0
         if files.checkpoint.is_file():
-            ckpt = torch.load(files.checkpoint, map_location=device, weights_only=False)
+            try:
+                ckpt = read_checkpoint(files.checkpoint, device)
+            except CheckpointError as err:
+                raise CheckpointError(f"{err}; delete it to restart the run from the beginning, or restore it "
+                                      "from a backup") from None
             if ckpt["meta"].get("config_hash") != meta.get("config_hash"):
                 raise RuntimeError(f"{files.checkpoint} was written by another config "
                                    f"({ckpt['meta'].get('config_hash')} ≠ {meta.get('config_hash')}); "
@@ -233,7 +413,10 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         _keep_rows_until(files.log_csv, start - 1)  # rows after the checkpoint will be written again
         _keep_rows_until(files.val_csv, start)
         if start >= iterations:
-            return files.model if files.model.is_file() else files.checkpoint
+            if not files.model.is_file():  # finished, but stopped before model.pt was written
+                save_model()
+                log.info("wrote %s from the final checkpoint", files.model)
+            return files.model
         loader = DataLoader(dataset, batch_sampler=IterationSampler(len(dataset), cfg.batch_size, seed, start, iterations),
                             num_workers=workers, pin_memory=device.type == "cuda")
         end = min(iterations, stop_after) if stop_after else iterations
@@ -267,18 +450,25 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             done = it + 1
             if val_batch is not None and cfg.val_every and (done % cfg.val_every == 0 or done == iterations):
                 _append_row(files.val_csv, {"iteration": done, "val_total": _validate(model, step, val_batch, device)})
-            if done % cfg.checkpoint_every == 0 or done == end:
+            if done % cfg.checkpoint_every == 0 or done == end or stop.requested:
                 save(done)
                 log.info("iteration %d: %s; checkpoint written", done, {k: f"{v:.4g}" for k, v in values.items()})
+            if stop.requested and done < iterations:
+                raise stop.interrupted(files.checkpoint, done)
         bar.close()
         model.eval()
         if it + 1 >= iterations:
             log.info("finished %d iterations", iterations)
-            store.atomic_torch_save({"model": model.state_dict(), "meta": meta}, files.model)
+            save_model()
         return files.model if files.model.is_file() else files.checkpoint
     finally:
+        stop.restore()
+        skipped = dataset.summary() if isinstance(dataset, CachedImages) else None
+        if skipped:
+            log.warning(skipped)
         log.removeHandler(handler)
         handler.close()
+        lock.release()
 
 
 def _validate(model: nn.Module, step, batch: torch.Tensor, device: torch.device) -> float:
@@ -300,13 +490,15 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     """A trained network from ``model.pt`` or ``checkpoint.pt``, with its metadata."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
+        raise FileNotFoundError(f"{path}: no such checkpoint" + (" (a folder)" if path.is_dir() else ""))
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = read_checkpoint(path)
         meta = ckpt["meta"]
         model = BUILDERS[meta["kind"]](**meta["arch"])
         model.load_state_dict(ckpt["model"])
-    except (KeyError, RuntimeError, EOFError, ValueError) as err:
+    except CheckpointError as err:
+        raise ValueError(f"{err}: give the model.pt (or checkpoint.pt) of a training run") from None
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
         raise ValueError(f"{path}: not a perceptual checkpoint ({type(err).__name__}: {err})") from err
     return model.to(device).eval(), meta
 
@@ -322,14 +514,20 @@ def style_target(path: Path, style_size: int) -> torch.Tensor:
 
 def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Path], run_dir: Path,
                 device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
-                stop_after: int | None = None) -> Path:
-    """Train one style network; returns the path of ``model.pt`` (or the checkpoint if stopped)."""
+                stop_after: int | None = None, checkpoint_every: int | None = None) -> Path:
+    """Train one style network; returns the path of ``model.pt`` (or the checkpoint if stopped).
+    Sizes that cannot fit into memory are refused first (:class:`perceptual.memory.TooLarge`)."""
     device = pick_device(device) if not isinstance(device, torch.device) else device
+    layers = cfg.loss.content_layers + cfg.loss.style_layers
+    deepest = max(layers, key=layer_names(SOURCES[cfg.loss.network].depth).index)
+    memory.check(memory.style_training_bytes(asdict(cfg.net), cfg.loss.network, deepest, cfg.image_size,
+                                             cfg.batch_size),
+                 device, f"image size {cfg.image_size} with batch size {cfg.batch_size}")
     net = load_vgg(cfg.loss.network, device, pool=cfg.loss.pool)
     objective = Objective(net, cfg.loss, style_target(style_file, cfg.style_size).to(device))
     train_files, val_files = split_files(train_dirs, cfg.val_images)
-    val = torch.stack([images.square(images.read_image(f), cfg.image_size, cfg.resize) for f in val_files]) \
-        if val_files else None
+    data = SquareImages(train_files, cfg.image_size, cfg.resize)
+    val = data.stack(val_files)
     torch.manual_seed(cfg.seed)  # the initial weights are part of the run's identity
     model = StyleNet(**asdict(cfg.net))
     meta = {"kind": "style", "arch": model.arch, "style": cfg.style, "style_file": str(style_file),
@@ -340,6 +538,6 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
     def step(m: nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         return objective(m(batch), objective.content_targets(batch))
 
-    return fit(model, step, SquareImages(train_files, cfg.image_size, cfg.resize), cfg, run_dir=run_dir, meta=meta,
-               val_batch=val, device=device, workers=workers, progress=progress, desc=f"style {cfg.style}",
-               stop_after=stop_after)
+    return fit(model, step, data, cfg, run_dir=run_dir, meta=meta, val_batch=val, device=device, workers=workers,
+               progress=progress, desc=f"style {cfg.style}", stop_after=stop_after,
+               checkpoint_every=checkpoint_every)
