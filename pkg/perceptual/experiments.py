@@ -101,7 +101,7 @@ def style_config(ctx: Context, style_file: str):
     p = ctx.profile
     name = Path(style_file).stem
     cfg = replace(p.style, style=name)
-    if name in STYLES:
+    if name in STYLES and p.authors_weights:
         s = STYLES[name]
         cfg = replace(cfg, loss=replace(cfg.loss, content_weight=s["content_weight"],
                                         style_weight=s["style_weight"], tv_weight=s["tv_weight"]))
@@ -285,7 +285,8 @@ def sr_model(ctx: Context, factor: int, method: str, progress: bool = True) -> P
     from .superres import train_sr
 
     p = ctx.profile
-    cfg = replace(p.sr, factor=factor, iterations=p.srcnn_iterations if method == "srcnn" else p.sr.iterations)
+    iterations = dict(p.sr_iterations).get(factor, p.sr.iterations)
+    cfg = replace(p.sr, factor=factor, iterations=p.srcnn_iterations if method == "srcnn" else iterations)
     run_dir = paths.results_dir() / p.name / "models" / f"sr-x{factor}-{method}-{config_hash((cfg, method))}"
     model = run_dir / "model.pt"
     if not model.is_file():
