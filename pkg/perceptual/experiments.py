@@ -285,7 +285,8 @@ def sr_model(ctx: Context, factor: int, method: str, progress: bool = True) -> P
     from .superres import train_sr
 
     p = ctx.profile
-    iterations = dict(p.sr_iterations).get(factor, p.sr.iterations)
+    per_method = {(m, f): n for m, f, n in p.sr_method_iterations}
+    iterations = per_method.get((method, factor), dict(p.sr_iterations).get(factor, p.sr.iterations))
     cfg = replace(p.sr, factor=factor, iterations=p.srcnn_iterations if method == "srcnn" else iterations)
     run_dir = paths.results_dir() / p.name / "models" / f"sr-x{factor}-{method}-{config_hash((cfg, method))}"
     model = run_dir / "model.pt"
