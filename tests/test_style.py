@@ -90,7 +90,8 @@ def test_crash_between_checkpoints_resumes_without_duplicate_rows(tmp_path, demo
             calls["n"] += 1
             return {"total": (m(batch) - batch).pow(2).mean()}
 
-        return train.fit(model, step, data, cfg, run_dir=tmp_path / folder, meta=meta, progress=False)
+        return train.fit(model, step, data, cfg, run_dir=tmp_path / folder, meta=meta, progress=False,
+                         sync_every=1)  # rows written every iteration, so some follow the checkpoint
 
     full = run("a")
     with pytest.raises(KeyboardInterrupt):
@@ -264,9 +265,9 @@ def test_stylize_cli_odd_inputs_and_exit_code(tmp_path, trained, capsys):
     for name, (h, w) in sizes.items():
         with Image.open(out / f"{name}.png") as im:
             assert im.size == (w, h) and im.mode == "RGB"
-    # all good inputs → exit 0; a missing file → reported, exit 1
-    assert cli.main(["stylize", str(model), str(inputs / "grey.png"), "-o", str(out), "-q"]) == 0
-    assert cli.main(["stylize", str(model), str(inputs / "nope.png"), "-o", str(out), "-q"]) == 1
+    # all good inputs → exit 0 (--overwrite: the output exists); a missing file → named, exit 2
+    assert cli.main(["stylize", str(model), str(inputs / "grey.png"), "-o", str(out), "-q", "--overwrite"]) == 0
+    assert cli.main(["stylize", str(model), str(inputs / "nope.png"), "-o", str(out), "-q"]) == 2  # before any work
     assert cli.main(["stylize", str(tmp_path / "missing.pt"), str(inputs), "-o", str(out), "-q"]) == 2
 
 
