@@ -7,7 +7,8 @@
 #   make book         build the rendered book from executed notebooks
 #   make data DATASETS="set5 set14"     download datasets (verified, resumable)
 #   make clean        remove generated results, executed notebooks and the built book
-# DATA_ROOT=path points every consumer at a local mirror (e.g. ../shared/data).
+# DATA_ROOT=path points every consumer at a local mirror (e.g. ../shared/data; read-only: `make data`
+# refuses to write into it).
 
 PYTHON  ?= python3
 VENV    := .venv
