@@ -390,7 +390,7 @@ def test_bad_arguments_are_one_line_and_write_nothing(bad_setup, style_model, sr
         check_nothing_written(t, mirror, before, where)
 
 
-SUBPROCESS_CASES = (0, 3, 8, 12, 17, 20, 24, 27, 28)  # rows of the table: parse errors and run-time errors
+SUBPROCESS_CASES = (0, 3, 8, 12, 17, 24, 28)  # rows of the table: parse errors and run-time errors
 
 
 def test_bad_arguments_in_a_real_process(bad_setup, style_model, sr_model_file):

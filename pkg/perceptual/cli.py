@@ -130,8 +130,6 @@ def _cmd_train_style(args) -> int:
 
 
 def _cmd_train_sr(args) -> int:
-    from .superres import train_sr
-
     cfg = replace(config.PAPER.sr, factor=args.factor)
     overrides = {k: v for k, v in (("iterations", args.iterations), ("patch", args.patch),
                                    ("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
@@ -140,6 +138,8 @@ def _cmd_train_sr(args) -> int:
         low = cfg.patch - cfg.patch % cfg.factor
         raise UsageError(f"argument --patch: {cfg.patch} is not a multiple of --factor {cfg.factor} "
                          f"(try {low} or {low + cfg.factor})")
+    from .superres import train_sr
+
     print(train_sr(cfg, args.method, [Path(d) for d in args.data], Path(args.out), args.device, workers=args.workers,
                    checkpoint_every=args.checkpoint_every))
     return 0
