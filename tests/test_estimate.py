@@ -10,9 +10,10 @@ from perceptual.vgg import layer_names
 
 
 def test_vgg16_forward_flops_match_the_formula_by_hand():
-    net = estimate._loss_net("vgg16-caffe")
-    x = torch.zeros(2, 3, 64, 64, device="meta")  # (B, 3, H, W)
-    counted = estimate._count(lambda: net(x, ["relu2_2"]))
+    with estimate._shapes():
+        net = estimate._loss_net("vgg16-caffe")
+        x = torch.zeros(2, 3, 64, 64)  # (B, 3, H, W)
+        counted = estimate._count(lambda: net(x, ["relu2_2"]))
     # conv1_1 3→64, conv1_2 64→64 at 64²; conv2_1 64→128, conv2_2 128→128 at 32²: 2·H·W·Cin·Cout·9 each
     by_hand = 2 * 2 * 9 * (64 * 64 * (3 * 64 + 64 * 64) + 32 * 32 * (64 * 128 + 128 * 128))
     assert counted == by_hand

@@ -3,8 +3,9 @@
 No GPU has run this code yet, so nothing here is measured. The arithmetic:
 
 1. FLOPs per training iteration are counted, not guessed: one real training step (transformation
-   network forward, loss network forward on output and target, backward) runs on the ``meta``
-   device under :class:`torch.utils.flop_counter.FlopCounterMode` (a multiply-add = 2 FLOPs).
+   network forward, loss network forward on output and target, backward) runs on fake tensors
+   (shapes only, no data: torch's ``FakeTensorMode``) under
+   :class:`torch.utils.flop_counter.FlopCounterMode` (a multiply-add = 2 FLOPs).
 2. The paper's GTX Titan X ran 40,000 style iterations (256², batch 4) in "roughly 4 hours"
    (§4.1): 0.36 s per iteration. That fixes the Titan X's effective rate on this kind of work,
    FLOPs per style iteration ÷ 0.36 s, which converts every other training job's FLOPs to time.
@@ -17,11 +18,13 @@ No GPU has run this code yet, so nothing here is measured. The arithmetic:
 """
 from __future__ import annotations
 
+import contextlib
 import heapq
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode  # shapes without data (what torch.compile traces with)
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import losses
@@ -41,9 +44,14 @@ GPUS: dict[str, tuple[float, str]] = {
 
 
 def _loss_net(name: str, pool: str = "max") -> VGGFeatures:
+    """The loss network's architecture (no weights are loaded); build it under :func:`_shapes`."""
     src = SOURCES[name]
-    with torch.device("meta"):
-        return VGGFeatures(src.depth, src.preprocessing, pool=pool, source=name).requires_grad_(False)
+    return VGGFeatures(src.depth, src.preprocessing, pool=pool, source=name).requires_grad_(False)
+
+
+def _shapes() -> contextlib.AbstractContextManager:
+    """Tensors made inside are fake: shapes and dtypes, no memory, no arithmetic."""
+    return FakeTensorMode()
 
 
 def _count(step) -> float:
@@ -55,49 +63,44 @@ def _count(step) -> float:
 def style_step_flops(profile: Profile) -> float:
     """FLOPs of one style-training iteration (Eq. 5, forward + backward) at the profile's size."""
     cfg = profile.style
-    net = _loss_net(cfg.loss.network, cfg.loss.pool)
-    with torch.device("meta"):
+    with _shapes():
+        net = _loss_net(cfg.loss.network, cfg.loss.pool)
         model = StyleNet(**asdict(cfg.net))
         objective = Objective(net, cfg.loss, torch.zeros(1, 3, cfg.style_size, cfg.style_size))
         batch = torch.zeros(cfg.batch_size, 3, cfg.image_size, cfg.image_size)  # (B, 3, H, W)
-
-    def step():
-        objective(model(batch), objective.content_targets(batch))["total"].backward()
-
-    return _count(step)
+        return _count(lambda: objective(model(batch), objective.content_targets(batch))["total"].backward())
 
 
 def sr_step_flops(profile: Profile, factor: int, method: str) -> float:
     """FLOPs of one SR-training iteration (ℓ_feat at relu2_2 or ℓ_pixel) on the profile's patches."""
     cfg = profile.sr
-    net = _loss_net(cfg.network)
-    with torch.device("meta"):
+    with _shapes():
+        net = _loss_net(cfg.network)
         model = SRCNN() if method == "srcnn" else SRNet(factor)
         hr = torch.zeros(cfg.batch_size, 3, cfg.patch, cfg.patch)  # (B, 3, H, W)
         side = cfg.patch // factor
         x = hr if method == "srcnn" else torch.zeros(cfg.batch_size, 3, side, side)  # SRCNN sees the bicubic image
+        return _count(lambda: _sr_step(model, net, x, hr, cfg.feature_layer, method))
 
-    def step():
-        out = model(x)
-        if method == "feat":
-            with torch.no_grad():
-                target = net(hr, [cfg.feature_layer])[cfg.feature_layer]
-            loss = losses.feature_loss(net(out, [cfg.feature_layer])[cfg.feature_layer], target)
-        else:
-            loss = losses.pixel_loss(out, hr)
-        loss.backward()
 
-    return _count(step)
+def _sr_step(model, net: VGGFeatures, x: torch.Tensor, hr: torch.Tensor, layer: str, method: str) -> None:
+    out = model(x)
+    if method == "feat":
+        with torch.no_grad():
+            target = net(hr, [layer])[layer]
+        loss = losses.feature_loss(net(out, [layer])[layer], target)
+    else:
+        loss = losses.pixel_loss(out, hr)
+    loss.backward()
 
 
 def gatys_step_flops(size: int, loss: LossConfig = GatysConfig().loss) -> float:
     """FLOPs of one L-BFGS iteration of the baseline (one forward + backward) at size²."""
-    net = _loss_net(loss.network, loss.pool)
-    with torch.device("meta"):
-        objective = Objective(net, loss, torch.zeros(1, 3, 512, 512))
-        y = torch.zeros(1, 3, size, size, requires_grad=True)
+    with _shapes():
+        objective = Objective(_loss_net(loss.network, loss.pool), loss, torch.zeros(1, 3, 512, 512))
+        y = torch.zeros(1, 3, size, size, requires_grad=True)  # (1, 3, H, W)
         targets = objective.content_targets(torch.zeros(1, 3, size, size))
-    return _count(lambda: objective(y, targets)["total"].backward())
+        return _count(lambda: objective(y, targets)["total"].backward())
 
 
 def makespan(seconds: list[float], gpus: int) -> float:
