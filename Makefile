@@ -3,7 +3,14 @@
 #   make test         setup, then the offline test suite
 #   make reproduce    train what is missing, evaluate, execute every notebook, build the book
 #                     (PROFILE=paper when a CUDA GPU is present, else demo; PROFILE=… overrides)
+<<<<<<< HEAD
 #   make chapter NAME=objective   run one chapter's notebook (and what it needs)
+=======
+#                     SMOKE=1: the paper profile's path in minutes (CI); GPUS=0,1,2,3: train the
+#                     independent networks one per GPU; SLURM=1: as Slurm jobs (submitit);
+#                     REPRODUCE_ARGS="--slurm-partition gpu --slurm-time 720": more options
+#   make chapter NAME=fig5_objective   run one chapter's notebook (and what it needs)
+>>>>>>> main
 #   make book         build the rendered book from executed notebooks
 #   make data DATASETS="set5 set14"     download datasets (verified, resumable)
 #   make clean        remove generated results, executed notebooks and the built book
@@ -15,6 +22,10 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?=
+SMOKE ?=
+GPUS ?=
+SLURM ?=
+REPRODUCE_ARGS ?=
 DATA_ROOT ?=
 DATASETS ?= set5 set14 bsd100 styles content coco-val-sample
 
@@ -37,7 +48,8 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 reproduce: setup
-	$(BIN)/perceptual reproduce $(if $(PROFILE),--profile $(PROFILE),)
+	$(BIN)/perceptual reproduce $(if $(PROFILE),--profile $(PROFILE),) $(if $(SMOKE),--smoke,) \
+	    $(if $(GPUS),--gpus $(GPUS),) $(if $(SLURM),--slurm,) $(REPRODUCE_ARGS)
 
 chapter: setup
 	@test -n "$(NAME)" || (echo "usage: make chapter NAME=<notebook name, e.g. objective>"; exit 2)

@@ -43,7 +43,9 @@ class Context:
         return cls(profile, pick_device(device), root)
 
     def data(self, rel: str) -> Path:
-        """A file or folder under the data root; DataMissing naming the dataset if absent."""
+        """A file or folder under the data root; DataMissing naming the dataset if absent. The
+        profile's ``data_aliases`` (smokes only) name folders read in place of others."""
+        rel = dict(self.profile.data_aliases).get(rel, rel)
         path = self.root / rel
         if path.is_file() or (path.is_dir() and data.list_images(path)):
             return path
@@ -108,10 +110,20 @@ def style_config(ctx: Context, style_file: str):
     return cfg
 
 
+def models_dir(profile: Profile) -> Path:
+    return paths.results_dir() / profile.name / "models"
+
+
+def style_run_dir(ctx: Context, style_file: str) -> Path:
+    """The run folder of ``style_file``'s network: named by style and config hash."""
+    cfg = style_config(ctx, style_file)
+    return models_dir(ctx.profile) / f"style-{cfg.style}-{config_hash(cfg)}"
+
+
 def style_model(ctx: Context, style_file: str, progress: bool = True) -> Path:
     """The trained network for ``style_file`` under this profile (trains it if missing)."""
     cfg = style_config(ctx, style_file)
-    run_dir = paths.results_dir() / ctx.profile.name / "models" / f"style-{cfg.style}-{config_hash(cfg)}"
+    run_dir = style_run_dir(ctx, style_file)
     model = run_dir / "model.pt"
     if not model.is_file():
         train_dirs = [ctx.data(d) for d in ctx.profile.train_dirs]
@@ -285,15 +297,31 @@ def speed(ctx: Context, progress: bool = True) -> Path:
 SR_METHODS = ("pixel", "feat", "srcnn")
 
 
+def sr_methods(factor: int) -> tuple[str, ...]:
+    """The SR networks trained for ``factor``: SRCNN at ×4 only, as in the paper."""
+    return tuple(m for m in SR_METHODS if m != "srcnn" or factor == 4)
+
+
+def sr_config(ctx: Context, factor: int, method: str):
+    """The profile's SR config for one network: its factor and iteration budget."""
+    p = ctx.profile
+    per_method = {(m, f): n for m, f, n in p.sr_method_iterations}
+    iterations = per_method.get((method, factor), dict(p.sr_iterations).get(factor, p.sr.iterations))
+    return replace(p.sr, factor=factor, iterations=p.srcnn_iterations if method == "srcnn" else iterations)
+
+
+def sr_run_dir(ctx: Context, factor: int, method: str) -> Path:
+    """The run folder of one SR network: named by factor, method and config hash."""
+    return models_dir(ctx.profile) / f"sr-x{factor}-{method}-{config_hash((sr_config(ctx, factor, method), method))}"
+
+
 def sr_model(ctx: Context, factor: int, method: str, progress: bool = True) -> Path:
     """A trained SR network (pixel / feat / srcnn) for ``factor``, trained if missing."""
     from .superres import train_sr
 
     p = ctx.profile
-    per_method = {(m, f): n for m, f, n in p.sr_method_iterations}
-    iterations = per_method.get((method, factor), dict(p.sr_iterations).get(factor, p.sr.iterations))
-    cfg = replace(p.sr, factor=factor, iterations=p.srcnn_iterations if method == "srcnn" else iterations)
-    run_dir = paths.results_dir() / p.name / "models" / f"sr-x{factor}-{method}-{config_hash((cfg, method))}"
+    cfg = sr_config(ctx, factor, method)
+    run_dir = sr_run_dir(ctx, factor, method)
     model = run_dir / "model.pt"
     if not model.is_file():
         train_sr(cfg, method, [ctx.data(d) for d in p.train_dirs], run_dir, ctx.device, progress=progress,
@@ -309,8 +337,7 @@ def superresolution(ctx: Context, progress: bool = True) -> Path:
     p = ctx.profile
     out = ctx.out("superres")
     table, summary = out / "sr_per_image.csv", out / "sr_summary.csv"
-    models = {f: {m: sr_model(ctx, f, m, progress) for m in SR_METHODS if m != "srcnn" or f == 4}
-              for f in p.sr_factors}
+    models = {f: {m: sr_model(ctx, f, m, progress) for m in sr_methods(f)} for f in p.sr_factors}
     sets = [(name, ctx.data(folder)) for name, folder in p.sr_sets]
     key = config_hash((p.sr, p.sr_factors, p.sr_sets, p.sr_max_images,
                        {f: [store.read_meta_or_none(x) for x in m.values()] for f, m in models.items()}))
