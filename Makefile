@@ -3,14 +3,10 @@
 #   make test         setup, then the offline test suite
 #   make reproduce    train what is missing, evaluate, execute every notebook, build the book
 #                     (PROFILE=paper when a CUDA GPU is present, else demo; PROFILE=… overrides)
-<<<<<<< HEAD
-#   make chapter NAME=objective   run one chapter's notebook (and what it needs)
-=======
 #                     SMOKE=1: the paper profile's path in minutes (CI); GPUS=0,1,2,3: train the
 #                     independent networks one per GPU; SLURM=1: as Slurm jobs (submitit);
 #                     REPRODUCE_ARGS="--slurm-partition gpu --slurm-time 720": more options
 #   make chapter NAME=objective   run one chapter's notebook (and what it needs)
->>>>>>> main
 #   make book         build the rendered book from executed notebooks
 #   make data DATASETS="set5 set14"     download datasets (verified, resumable)
 #   make clean        remove generated results, executed notebooks and the built book
