@@ -287,7 +287,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 EXIT_CODES: tuple[tuple[tuple[str, ...], int], ...] = (  # "module:Class", first match wins
-    (("perceptual.cli:UsageError", "perceptual.stylize:OutputError", "perceptual.memory:TooLarge",
+    (("perceptual.stylize:OutputError", "perceptual.memory:TooLarge",
       "perceptual.data:DataError", "perceptual.vgg:WeightsUnavailable", "builtins:KeyError",
       "builtins:FileNotFoundError", "builtins:NotADirectoryError", "builtins:IsADirectoryError"), 2),
     (("perceptual.images:ImageError", "builtins:ValueError", "builtins:RuntimeError", "builtins:OSError"), 1),
@@ -297,6 +297,8 @@ EXIT_CODES: tuple[tuple[tuple[str, ...], int], ...] = (  # "module:Class", first
 def exit_code(err: BaseException) -> int | None:
     """The exit code :data:`EXIT_CODES` gives ``err``, None for an unexpected error. Only loaded
     modules are looked at (an error cannot come from a module that was never imported)."""
+    if isinstance(err, UsageError):  # this module's own class (also under ``python -m``)
+        return 2
     for names, code in EXIT_CODES:
         for name in names:
             module, cls = name.split(":")
