@@ -100,7 +100,7 @@ def _cmd_run(args) -> int:
 def _cmd_reproduce(args) -> int:
     from . import book
 
-    return book.reproduce(args.profile, only=args.only, build=not args.no_book, device=args.device)
+    return book.reproduce(args.profile, only=args.only, build_book=not args.no_book, device=args.device)
 
 
 def _cmd_book(args) -> int:
