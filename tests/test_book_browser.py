@@ -31,7 +31,6 @@ CHROMIUM = os.environ.get("PERCEPTUAL_CHROMIUM") or shutil.which("chromium") or 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 LOCAL = {"127.0.0.1", "localhost", ""}
-IGNORED_PAGES = {"genindex.html"}  # Sphinx's empty general index (the book has no index entries)
 
 
 def _html() -> Path:
@@ -148,7 +147,7 @@ def _internal_links(html: Path, page: Path) -> list[str]:
 
 
 def _pages(html: Path) -> list[Path]:
-    return [p for p in sorted(html.glob("*.html")) if p.name not in IGNORED_PAGES]
+    return sorted(html.glob("*.html"))
 
 
 def test_every_page_loads_cleanly_over_http(site, browser):

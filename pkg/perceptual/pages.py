@@ -115,7 +115,7 @@ def _formatter(spec: Format | None, sig: int) -> Callable[[Any], str]:
         return lambda v: MISSING if is_missing(v) else spec(v)
     if spec is None:
         return lambda v: number(v, sig) if not isinstance(v, str) else v
-    return lambda v: MISSING if is_missing(v) else format(v, spec)
+    return lambda v: MISSING if is_missing(v) else v if isinstance(v, str) else format(v, spec)
 
 
 @dataclass
