@@ -3,6 +3,9 @@
 #   make test         setup, then the offline test suite
 #   make reproduce    train what is missing, evaluate, execute every notebook, build the book
 #                     (PROFILE=paper when a CUDA GPU is present, else demo; PROFILE=… overrides)
+#                     SMOKE=1: the paper profile's path in minutes (CI); GPUS=0,1,2,3: train the
+#                     independent networks one per GPU; SLURM=1: as Slurm jobs (submitit);
+#                     REPRODUCE_ARGS="--slurm-partition gpu --slurm-time 720": more options
 #   make chapter NAME=fig5_objective   run one chapter's notebook (and what it needs)
 #   make book         build the rendered book from executed notebooks
 #   make publish      reproduce (PROFILE=demo by default here) and leave a static site in book/_build/html
@@ -16,6 +19,10 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PROFILE ?=
+SMOKE ?=
+GPUS ?=
+SLURM ?=
+REPRODUCE_ARGS ?=
 DATA_ROOT ?=
 DATASETS ?= set5 set14 bsd100 styles content coco-val-sample
 
@@ -38,7 +45,8 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 reproduce: setup
-	$(BIN)/perceptual reproduce $(if $(PROFILE),--profile $(PROFILE),)
+	$(BIN)/perceptual reproduce $(if $(PROFILE),--profile $(PROFILE),) $(if $(SMOKE),--smoke,) \
+	    $(if $(GPUS),--gpus $(GPUS),) $(if $(SLURM),--slurm,) $(REPRODUCE_ARGS)
 
 chapter: setup
 	@test -n "$(NAME)" || (echo "usage: make chapter NAME=<notebook name, e.g. fig5_objective>"; exit 2)

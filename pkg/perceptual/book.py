@@ -30,6 +30,7 @@ from . import paths, profiles, store
 # the order of execution; the reading order is _toc.yml's. A new chapter: one line here + _toc.yml.
 CHAPTERS: dict[str, str | None] = {
     "intro": None,
+    "claims": None,  # reads what the other chapters computed (run last among notebooks)
     "methods": None,
     "inversion": "inversion",
     "objective": "objective",

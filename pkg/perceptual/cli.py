@@ -100,7 +100,26 @@ def _cmd_run(args) -> int:
 def _cmd_reproduce(args) -> int:
     from . import book
 
-    return book.reproduce(args.profile, only=args.only, build_book=not args.no_book, device=args.device)
+    profile = args.profile
+    if args.smoke:  # the paper profile's path (or --profile's) in seconds: profiles.smoke
+        profile = (profile or "paper") + profiles.SMOKE_SUFFIX
+    if args.gpus or args.slurm:
+        from . import jobs
+
+        slurm = jobs.SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time,
+                                  gpus=args.slurm_gpus) if args.slurm else None
+        return jobs.reproduce(profile, gpus=args.gpus or (), slurm=slurm,
+                              only=args.only, build=not args.no_book, device=args.device)
+    return book.reproduce(profile, only=args.only, build_book=not args.no_book, device=args.device)
+
+
+def _gpu_list(text: str) -> list[str]:
+    from .jobs import parse_gpus
+
+    try:
+        return parse_gpus(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _cmd_book(args) -> int:
@@ -173,6 +192,14 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--only", help="one chapter (notebook name)")
     rp.add_argument("--no-book", action="store_true")
     rp.add_argument("--device")
+    rp.add_argument("--smoke", action="store_true",
+                    help="the profile (default paper) with every count scaled to seconds, vgg19-caffe, "
+                         "coco/val2014 for train2014 (what CI runs; see profiles.SMOKE)")
+    rp.add_argument("--gpus", type=_gpu_list, help="train the independent networks concurrently, one per GPU: e.g. 0,1,2,3")
+    rp.add_argument("--slurm", action="store_true", help="train them as Slurm jobs through submitit (resumable)")
+    rp.add_argument("--slurm-partition", help="Slurm partition (default: the cluster's)")
+    rp.add_argument("--slurm-time", type=int, default=24 * 60, help="minutes per submission; requeued after it")
+    rp.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per job (default 1)")
     rp.set_defaults(func=_cmd_reproduce)
 
     b = sub.add_parser("book", help="build the book from the executed notebooks")

@@ -44,7 +44,9 @@ class Context:
         return cls(profile, pick_device(device), root)
 
     def data(self, rel: str) -> Path:
-        """A file or folder under the data root; DataMissing naming the dataset if absent."""
+        """A file or folder under the data root; DataMissing naming the dataset if absent. The
+        profile's ``data_aliases`` (smokes only) name folders read in place of others."""
+        rel = dict(self.profile.data_aliases).get(rel, rel)
         path = self.root / rel
         if path.is_file() or (path.is_dir() and data.list_images(path)):
             return path
@@ -102,17 +104,27 @@ def style_config(ctx: Context, style_file: str):
     p = ctx.profile
     name = Path(style_file).stem
     cfg = replace(p.style, style=name)
-    if name in STYLES:
+    if name in STYLES and p.authors_weights:
         s = STYLES[name]
         cfg = replace(cfg, loss=replace(cfg.loss, content_weight=s["content_weight"],
                                         style_weight=s["style_weight"], tv_weight=s["tv_weight"]))
     return cfg
 
 
+def models_dir(profile: Profile) -> Path:
+    return paths.results_dir() / profile.name / "models"
+
+
+def style_run_dir(ctx: Context, style_file: str) -> Path:
+    """The run folder of ``style_file``'s network: named by style and config hash."""
+    cfg = style_config(ctx, style_file)
+    return models_dir(ctx.profile) / f"style-{cfg.style}-{config_hash(cfg)}"
+
+
 def style_model(ctx: Context, style_file: str, progress: bool = True) -> Path:
     """The trained network for ``style_file`` under this profile (trains it if missing)."""
     cfg = style_config(ctx, style_file)
-    run_dir = paths.results_dir() / ctx.profile.name / "models" / f"style-{cfg.style}-{config_hash(cfg)}"
+    run_dir = style_run_dir(ctx, style_file)
     model = run_dir / "model.pt"
     if not model.is_file():
         train_dirs = [ctx.data(d) for d in ctx.profile.train_dirs]
@@ -201,6 +213,11 @@ def objective_curves(ctx: Context, progress: bool = True) -> Path:
 # Fig. 6 / 7: qualitative results
 
 
+def _terms(values: dict) -> dict:
+    """Eq. 5 and its weighted terms, as table columns (claim C5 compares them separately)."""
+    return {"objective": values["total"], "content": values["content"], "style": values["style"], "tv": values["tv"]}
+
+
 def qualitative(ctx: Context, progress: bool = True) -> Path:
     """Baseline vs. ours for each style and size; images plus objective values and times."""
     p = ctx.profile
@@ -210,7 +227,7 @@ def qualitative(ctx: Context, progress: bool = True) -> Path:
     cfgs = {s: replace(GatysConfig(), iterations=p.fig5_iterations, loss=style_config(ctx, s).loss, seed=p.style.seed)
             for s in p.qualitative_styles}  # the baseline uses exactly the λ its network was trained with
     key = config_hash((list(cfgs.values()), p.qualitative_sizes, p.qualitative_images, p.content_dir,
-                       [store.read_meta_or_none(m) for m in models.values()]))
+                       [store.read_meta_or_none(m) for m in models.values()], "terms"))
     if _done(table, key):
         return table
     net = ctx.net(p.style.loss.network)
@@ -232,14 +249,14 @@ def qualitative(ctx: Context, progress: bool = True) -> Path:
                 y = run(fast, content)
                 images.write_image(y, out / f"ours_{stem}.png")
                 with torch.no_grad():
-                    ours_obj = float(objective(y, targets)["total"])
+                    ours_terms = {k: float(v) for k, v in objective(y, targets).items()}
                 if size == min(p.qualitative_sizes):  # the paper shows the baseline at 256² only
                     r = gatys.optimise(objective, (size, size), cfg, content, progress, desc=f"baseline {stem}")
                     images.write_image(r.image, out / f"gatys_{stem}.png")
                     rows.append({"style": name, "size": size, "image": path.stem, "method": "gatys",
-                                 "objective": r.history[-1]["total"], "seconds": r.history[-1]["seconds"]})
+                                 **_terms(r.history[-1]), "seconds": r.history[-1]["seconds"]})
                 rows.append({"style": name, "size": size, "image": path.stem, "method": "ours",
-                             "objective": ours_obj, "seconds": ours})
+                             **_terms(ours_terms), "seconds": ours})
     summary = (f"sizes {', '.join(f'{s}²' for s in p.qualitative_sizes)}, content from {p.content_dir}; networks "
                f"trained {p.style.iterations} iterations at {p.style.image_size}²; baseline {p.fig5_iterations} "
                f"L-BFGS iterations")
@@ -340,13 +357,31 @@ def speed(ctx: Context, progress: bool = True) -> Path:
 SR_METHODS = ("pixel", "feat", "srcnn")
 
 
+def sr_methods(factor: int) -> tuple[str, ...]:
+    """The SR networks trained for ``factor``: SRCNN at ×4 only, as in the paper."""
+    return tuple(m for m in SR_METHODS if m != "srcnn" or factor == 4)
+
+
+def sr_config(ctx: Context, factor: int, method: str):
+    """The profile's SR config for one network: its factor and iteration budget."""
+    p = ctx.profile
+    per_method = {(m, f): n for m, f, n in p.sr_method_iterations}
+    iterations = per_method.get((method, factor), dict(p.sr_iterations).get(factor, p.sr.iterations))
+    return replace(p.sr, factor=factor, iterations=p.srcnn_iterations if method == "srcnn" else iterations)
+
+
+def sr_run_dir(ctx: Context, factor: int, method: str) -> Path:
+    """The run folder of one SR network: named by factor, method and config hash."""
+    return models_dir(ctx.profile) / f"sr-x{factor}-{method}-{config_hash((sr_config(ctx, factor, method), method))}"
+
+
 def sr_model(ctx: Context, factor: int, method: str, progress: bool = True) -> Path:
     """A trained SR network (pixel / feat / srcnn) for ``factor``, trained if missing."""
     from .superres import train_sr
 
     p = ctx.profile
-    cfg = replace(p.sr, factor=factor, iterations=p.srcnn_iterations if method == "srcnn" else p.sr.iterations)
-    run_dir = paths.results_dir() / p.name / "models" / f"sr-x{factor}-{method}-{config_hash((cfg, method))}"
+    cfg = sr_config(ctx, factor, method)
+    run_dir = sr_run_dir(ctx, factor, method)
     model = run_dir / "model.pt"
     if not model.is_file():
         train_sr(cfg, method, [ctx.data(d) for d in p.train_dirs], run_dir, ctx.device, progress=progress,
@@ -362,8 +397,7 @@ def superresolution(ctx: Context, progress: bool = True) -> Path:
     p = ctx.profile
     out = ctx.out("superres")
     table, summary = out / "sr_per_image.csv", out / "sr_summary.csv"
-    models = {f: {m: sr_model(ctx, f, m, progress) for m in SR_METHODS if m != "srcnn" or f == 4}
-              for f in p.sr_factors}
+    models = {f: {m: sr_model(ctx, f, m, progress) for m in sr_methods(f)} for f in p.sr_factors}
     sets = [(name, ctx.data(folder)) for name, folder in p.sr_sets]
     key = config_hash((p.sr, p.sr_factors, p.sr_sets, p.sr_max_images,
                        {f: [store.read_meta_or_none(x) for x in m.values()] for f, m in models.items()}))
