@@ -29,7 +29,7 @@ def test_table_has_no_index_units_in_headers_and_explains_missing_values():
     assert t.rows == [["256", "0.0153"], ["512", "—"]]  # no index values 7, 9; 'note' not selected
     assert t.notes == ["— not timed at 512²."]
     html = t._repr_html_()
-    assert "<th>time (s)</th>" in html and "<td>—</td>" in html and ">7<" not in html
+    assert "<th>time (s)</th>" in html and "<td class='num'>—</td>" in html and ">7<" not in html
     assert pages.table(frame, {"t": "t"}, formats={"t": ".1f"}).rows == [["0.0"], ["—"]]
     assert pages.table(frame.dropna(), {"size": "s"}).notes == []  # nothing missing, no footnote
     with pytest.raises(KeyError, match="no column 'speed'"):
