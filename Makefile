@@ -8,6 +8,8 @@
 #                     REPRODUCE_ARGS="--slurm-partition gpu --slurm-time 720": more options
 #   make chapter NAME=objective   run one chapter's notebook (and what it needs)
 #   make book         build the rendered book from executed notebooks
+#   make publish      reproduce (PROFILE=demo by default here) and leave a static site in book/_build/html
+#   make browser-test open every page of the built book in headless Chromium (apt-get install chromium)
 #   make data DATASETS="set5 set14"     download datasets (verified, resumable)
 #   make clean        remove generated results, executed notebooks and the built book
 # DATA_ROOT=path points every consumer at a local mirror (e.g. ../shared/data; read-only: `make data`
@@ -29,7 +31,7 @@ ifneq ($(strip $(DATA_ROOT)),)
 export PERCEPTUAL_DATA_ROOT := $(abspath $(DATA_ROOT))
 endif
 
-.PHONY: setup test reproduce chapter book data data-status clean
+.PHONY: setup test reproduce chapter book publish browser-test data data-status clean
 
 setup: $(STAMP)
 
@@ -53,6 +55,15 @@ chapter: setup
 
 book: setup
 	$(BIN)/perceptual book
+
+# A static site for GitHub Pages or any web server (also opens from file://): book/_build/html,
+# with .nojekyll. Loads nothing from the internet; MathJax comes from `apt-get install libjs-mathjax`.
+publish: setup
+	$(BIN)/perceptual reproduce --profile $(or $(PROFILE),demo)
+	@test -f book/_build/html/.nojekyll && echo "publish: book/_build/html"
+
+browser-test: setup
+	PERCEPTUAL_BOOK_HTML=book/_build/html $(BIN)/python -m pytest -q tests/test_book_browser.py
 
 data: setup
 	$(BIN)/perceptual data fetch $(DATASETS)

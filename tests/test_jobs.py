@@ -92,7 +92,7 @@ def test_dead_worker_fails_its_job_and_the_others_finish(tmp_path):
 def test_reproduce_builds_only_after_every_job_and_not_after_a_failure(tmp_path, monkeypatch, capsys):
     built = []
 
-    def fake_book(name, only=None, build=True, device=None):
+    def fake_book(name, only=None, build_book=True, device=None):
         built.append((name, sorted(p.parent.name for p in tmp_path.glob("*/model.pt")), len(calls(tmp_path))))
         return 0
 

@@ -1,27 +1,33 @@
-"""The book: run the computations, execute the notebooks with papermill, build with Jupyter Book.
+"""The book: compute results, execute the notebooks with papermill, build with Jupyter Book.
 
 Sources are MyST text notebooks in ``book/`` (jupytext), never executed in place. For a
-profile P, :func:`reproduce` writes executed copies to ``results/P/book/`` (with the book's
-``_config.yml`` and ``_toc.yml`` beside them) and :func:`build` renders that folder to
-``book/_build/html``. Computation lives in :mod:`perceptual.experiments` and is cached by config
-hash, so a rerun reuses finished models and tables and an interrupted run continues.
-
-Helpers for notebooks: :func:`setup` (the parameters cell's values → a context),
-:func:`caption` (what produced a figure), :func:`image_grid`.
+profile P, :func:`reproduce` computes what each chapter needs (:func:`compute`), writes executed
+copies to ``results/P/book/`` (:func:`execute`) and :func:`build` renders that folder, with the
+book's static files and a local MathJax beside it, to ``book/_build/html`` — a static site that
+loads nothing from the internet. Computation lives in :mod:`perceptual.experiments` and is cached
+by config hash, so a rerun reuses finished models and tables and an interrupted run continues.
+What notebooks call (parameters, figures, tables, the "How this page was made" box) is
+:mod:`perceptual.pages`.
 """
 from __future__ import annotations
 
+import ast
+import json
+import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 from . import paths, profiles, store
 
-# chapter → the computation it needs (run before the notebooks, with progress bars)
+# chapter → the computation it needs (run before the notebooks, with progress bars). The order is
+# the order of execution; the reading order is _toc.yml's. A new chapter: one line here + _toc.yml.
 CHAPTERS: dict[str, str | None] = {
     "intro": None,
     "claims": None,  # reads what the other chapters computed (run last among notebooks)
@@ -33,7 +39,13 @@ CHAPTERS: dict[str, str | None] = {
     "superres": "superres",
     "custom_loss": None,
 }
-STATIC = ("_config.yml", "_toc.yml", "references.md")
+STATIC = ("_config.yml", "_toc.yml", "references.md", "_assets", "_ext")
+
+# MathJax 2.7 (Debian's libjs-mathjax, or `npm install mathjax@2` anywhere): the files the
+# TeX → CommonHTML configuration loads, copied into the build so that maths renders offline.
+MATHJAX_DEFAULT = Path("/usr/share/javascript/mathjax")
+MATHJAX_FILES = ("MathJax.js", "config/TeX-AMS_CHTML.js", "config/local", "jax/input/TeX",
+                 "jax/output/CommonHTML", "jax/element", "extensions", "fonts/HTML-CSS/TeX/woff")
 
 
 def choose_profile(name: str | None) -> tuple[str, str]:
@@ -54,9 +66,68 @@ def staging(profile: str) -> Path:
     return paths.results_dir() / profile / "book"
 
 
+# ---------------------------------------------------------------------------------------------
+# compute and execute
+
+
+def compute(ctx, chapter: str) -> Path | None:
+    """Run the computation ``chapter`` needs; when it computed something now (not a cached
+    result), record how long it took in the table's meta (``compute_seconds``)."""
+    from . import experiments
+
+    step = CHAPTERS[chapter]
+    if not step:
+        return None
+    start = time.time()
+    table = experiments.STEPS[step](ctx, progress=True)
+    meta = store.read_meta(table)
+    if datetime.fromisoformat(meta["created"]).timestamp() >= start - 1:
+        meta["compute_seconds"] = round(time.time() - start, 1)
+        store.atomic_write_text(store.meta_path(table), json.dumps(meta, indent=2, sort_keys=True))
+    return table
+
+
+def parameters(profile: str, device: str | None = None) -> dict:
+    """What :func:`execute` injects into a notebook's parameters cell (only what differs from the
+    notebook's defaults: the profile and device; the data root and results folder when set)."""
+    params = {"profile": profile, "device": device or "auto"}
+    if paths.data_root_is_mirror():
+        params["data_root"] = str(paths.data_root())
+    if os.environ.get("PERCEPTUAL_RESULTS"):
+        params["results"] = str(paths.results_dir())
+    return params
+
+
+def show_parameters(nb) -> None:
+    """One parameters cell on the page, not two: write the values papermill injected into the
+    notebook's own parameters cell (keeping its comments) and tag the injected copy
+    ``remove-cell``. The executed notebook still runs as it ran (the injected cell stays in it)."""
+    cells = nb["cells"]
+    tags = [c.get("metadata", {}).get("tags", []) for c in cells]
+    own = next((c for c, t in zip(cells, tags) if "parameters" in t), None)
+    injected = next((c for c, t in zip(cells, tags) if "injected-parameters" in t), None)
+    if own is None or injected is None:
+        return
+    values = {}
+    for node in ast.parse(injected["source"]).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            values[node.targets[0].id] = ast.get_source_segment(injected["source"], node.value)
+    lines = own["source"].split("\n")
+    for node in ast.parse(own["source"]).body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id in values and node.value.lineno == node.value.end_lineno):
+            i, line = node.value.lineno - 1, lines[node.value.lineno - 1]
+            new = values[node.targets[0].id]
+            lines[i] = line[:node.value.col_offset] + new + line[node.value.end_col_offset:]
+    own["source"] = "\n".join(lines)
+    own.setdefault("metadata", {}).setdefault("mystnb", {})["code_prompt_show"] = "Show this page's parameters"
+    injected.setdefault("metadata", {}).setdefault("tags", []).append("remove-cell")
+
+
 def execute(name: str, profile: str, device: str | None = None) -> Path:
     """Convert ``book/NAME.md`` to a notebook and execute it with papermill into results/."""
     import jupytext
+    import nbformat
     import papermill
 
     src = paths.book_dir() / f"{name}.md"
@@ -64,30 +135,32 @@ def execute(name: str, profile: str, device: str | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / f".{name}.input.ipynb"
     jupytext.write(jupytext.read(src), raw, fmt="ipynb")
-    params = {"profile": profile, "device": device or "auto",
-              "data_root": str(paths.data_root()) if paths.data_root_is_mirror() else None,
-              "results": str(paths.results_dir())}
     target = out_dir / f"{name}.ipynb"
     with store.atomic_path(target) as tmp:
         tmp_nb = tmp.with_suffix(".ipynb")
         try:
-            papermill.execute_notebook(str(raw), str(tmp_nb), parameters=params, kernel_name="python3",
-                                       cwd=str(out_dir), progress_bar=False, log_output=False)
-            tmp_nb.replace(tmp)
+            papermill.execute_notebook(str(raw), str(tmp_nb), parameters=parameters(profile, device),
+                                       kernel_name="python3", cwd=str(out_dir), progress_bar=False, log_output=False)
+            nb = nbformat.read(tmp_nb, as_version=4)
+            show_parameters(nb)
+            nbformat.write(nb, tmp)
         finally:
             tmp_nb.unlink(missing_ok=True)
     raw.unlink(missing_ok=True)
     return target
 
 
-def reproduce(profile: str | None = None, only: str | None = None, build: bool = True,
+def reproduce(profile: str | None = None, only: str | None = None, build_book: bool = True,
               device: str | None = None) -> int:
     """Compute, execute every notebook (or ``only`` one), build the book. Returns an exit code."""
-    import logging
-
     from . import experiments
 
     name, why = choose_profile(profile)
+    chapters = [only] if only else list(CHAPTERS)
+    unknown = [c for c in chapters if c not in CHAPTERS]
+    if unknown:
+        print(f"error: unknown chapter {unknown[0]!r}; chapters: {', '.join(CHAPTERS)}", file=sys.stderr)
+        return 2
     log_file = paths.results_dir() / name / "reproduce.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_file)
@@ -96,29 +169,67 @@ def reproduce(profile: str | None = None, only: str | None = None, build: bool =
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     say = lambda msg: (print(msg, flush=True), root.info(msg))  # noqa: E731
-    say(f"profile: {name} ({why}); log: {log_file}")
-    prof = profiles.get(name)
-    say(profiles.describe(prof))
-    chapters = [only] if only else list(CHAPTERS)
-    unknown = [c for c in chapters if c not in CHAPTERS]
-    if unknown:
-        print(f"error: unknown chapter {unknown[0]!r}; chapters: {', '.join(CHAPTERS)}", file=sys.stderr)
-        return 2
-    ctx = experiments.Context.create(prof, device)
     try:
+        say(f"profile: {name} ({why}); log: {log_file}")
+        prof = profiles.get(name)
+        say(profiles.describe(prof))
+        ctx = experiments.Context.create(prof, device)
         for chapter in chapters:
             if CHAPTERS[chapter]:
                 say(f"[compute] {chapter}")
-                say(f"  → {experiments.STEPS[CHAPTERS[chapter]](ctx, progress=True)}")
+                say(f"  → {compute(ctx, chapter)}")
         for chapter in chapters:
             say(f"[notebook] {chapter}")
             say(f"  → {execute(chapter, name, device)}")
-        rc = globals()["build"](name) if build else 0
+        rc = build(name) if build_book else 0
         say(f"done (exit {rc})")
         return rc
     finally:
         root.removeHandler(handler)
         handler.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# build and check
+
+
+def mathjax_source() -> Path | None:
+    """A MathJax 2.7 folder: ``PERCEPTUAL_MATHJAX``, else Debian's ``libjs-mathjax``; None if absent."""
+    env = os.environ.get("PERCEPTUAL_MATHJAX", "").strip()
+    for folder in ([Path(env).expanduser()] if env else []) + [MATHJAX_DEFAULT]:
+        if (folder / "MathJax.js").is_file():
+            return folder
+    return None
+
+
+def stage_mathjax(dest: Path) -> str | None:
+    """Copy MathJax's TeX/CommonHTML files to ``dest/mathjax``; None (and nothing copied) if absent."""
+    src = mathjax_source()
+    if src is None:
+        return None
+    target = dest / "mathjax"
+    if target.exists():
+        shutil.rmtree(target)
+    for rel in MATHJAX_FILES:
+        path = src / rel
+        if path.is_dir():
+            shutil.copytree(path, target / rel)
+        elif path.is_file():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target / rel)
+    return str(src)
+
+
+def stage(name: str) -> tuple[Path, list[str]]:
+    """Copy the book's static files and MathJax beside the executed notebooks; (folder, missing chapters)."""
+    src = staging(name)
+    for f in STATIC:
+        path = paths.book_dir() / f
+        if path.is_dir():
+            shutil.copytree(path, src / f, dirs_exist_ok=True)
+        else:
+            shutil.copy2(path, src / f)
+    return src, [c for c in CHAPTERS if not (src / f"{c}.ipynb").is_file()]
 
 
 def build(profile: str | None = None) -> int:
@@ -127,25 +238,30 @@ def build(profile: str | None = None) -> int:
     if name is None:
         print("error: no executed notebooks under results/*/book: run `make reproduce` first", file=sys.stderr)
         return 2
-    src = staging(name)
-    for f in STATIC:
-        shutil.copy2(paths.book_dir() / f, src / f)
-    missing = [c for c in CHAPTERS if not (src / f"{c}.ipynb").is_file()]
+    src, missing = stage(name)
     if missing:
         print(f"error: chapters not executed for profile {name}: {', '.join(missing)} (run `make reproduce`)",
               file=sys.stderr)
+        return 2
+    if stage_mathjax(src / "_assets") is None:
+        print(f"error: no MathJax 2.7 at {MATHJAX_DEFAULT} (the book renders maths offline): install it with "
+              "`apt-get install libjs-mathjax`, or `npm install mathjax@2` and set PERCEPTUAL_MATHJAX to "
+              "node_modules/mathjax", file=sys.stderr)
         return 2
     out = paths.book_dir()
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--path-output", str(out),
            "-W", "-n", "--keep-going"]
     print(" ".join(cmd), flush=True)
     rc = subprocess.call(cmd)
+    html = out / "_build" / "html"
     if rc == 0:
-        problems = check_html(out / "_build" / "html")
+        (html / ".nojekyll").touch()  # GitHub Pages: serve _static/, _images/ as they are
+        store.atomic_write_text(out / "_build" / "profile.txt", name)  # which results the site shows
+        problems = check_html(html)
         for p in problems:
             print(f"error: {p}", file=sys.stderr)
         rc = 1 if problems else 0
-        print(f"book: {out / '_build' / 'html' / 'index.html'}")
+        print(f"book: {html / 'index.html'}")
     return rc
 
 
@@ -155,83 +271,44 @@ def _latest_profile() -> str | None:
 
 
 class _Links(HTMLParser):
+    """What a page loads: images, scripts, stylesheets (and anything else with src/href to load)."""
+
+    LOADS = {"img": "src", "script": "src", "iframe": "src", "source": "src", "audio": "src", "video": "src"}
+
     def __init__(self):
         super().__init__()
         self.images: list[str] = []
+        self.loads: list[str] = []
 
     def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.images += [v for k, v in attrs if k == "src" and v]
+        a = dict(attrs)
+        if tag == "img" and a.get("src"):
+            self.images.append(a["src"])
+        if a.get(self.LOADS.get(tag, "")):
+            self.loads.append(a[self.LOADS[tag]])
+        if tag == "link" and a.get("href") and set((a.get("rel") or "").split()) & {"stylesheet", "preload",
+                                                                                    "icon", "modulepreload"}:
+            self.loads.append(a["href"])
+
+
+def _remote(url: str) -> bool:
+    return bool(re.match(r"^(https?:)?//", url.strip()))
 
 
 def check_html(html: Path) -> list[str]:
-    """Every chapter has a page, and every image a page references exists."""
+    """Every chapter has a page, every image a page references exists, and no page loads
+    anything from another host (scripts, styles, fonts, images): the book works offline."""
     problems = [f"missing page {c}.html" for c in CHAPTERS if not (html / f"{c}.html").is_file()]
     for page in sorted(html.glob("*.html")):
         parser = _Links()
         parser.feed(page.read_text(encoding="utf-8"))
+        problems += [f"{page.name}: loads {u} from the internet" for u in parser.loads if _remote(u)]
         for src in parser.images:
             if src.startswith("data:") or re.match(r"^[a-z]+://", src):
                 continue
             if not (page.parent / src.split("#")[0].split("?")[0]).is_file():
                 problems.append(f"{page.name}: image {src} does not exist")
+    for css in sorted(html.glob("_static/**/*.css")):
+        for url in re.findall(r"(?:@import\s+|url\()\s*['\"]?((?:https?:)?//[^'\")\s]+)", css.read_text(errors="ignore")):
+            problems.append(f"{css.relative_to(html)}: loads {url} from the internet")
     return problems
-
-
-# ---------------------------------------------------------------------------------------------
-# notebook helpers
-
-
-def setup(profile: str, device: str | None = None, data_root: str | None = None, results: str | None = None):
-    """Apply a notebook's parameters and return an :class:`perceptual.experiments.Context`."""
-    from . import experiments
-
-    if data_root:
-        os.environ["PERCEPTUAL_DATA_ROOT"] = data_root
-    if results:
-        os.environ["PERCEPTUAL_RESULTS"] = results
-    return experiments.Context.create(profiles.get(profile), None if device in (None, "auto") else device)
-
-
-def caption(table: Path, what: str, extra: str = "") -> str:
-    """Markdown stating what produced ``table``: profile, loss network, data, config, hardware."""
-    meta = store.read_meta(table)
-    hw = meta.get("hardware", {})
-    machine = hw.get("gpu") or f"{hw.get('cpu', '?')} ({hw.get('cpu_threads', '?')} threads)"
-    summary = f" {meta['summary']}." if meta.get("summary") else ""
-    return (f"**{what}** {extra}{summary} Profile `{meta.get('profile')}`, loss network "
-            f"`{meta.get('loss_network')}`, data root `{meta.get('data_root')}`, device {hw.get('device')} — "
-            f"{machine}, torch {hw.get('torch')}, code `{meta.get('code_version')}`, computed "
-            f"{meta.get('created')}.").strip()
-
-
-def image_grid(rows: list[list[Path | None]], titles: list[str] | None = None, row_labels: list[str] | None = None,
-               size: float = 2.2, zoom: tuple[float, float, float] | None = None):
-    """A matplotlib figure of image files (None leaves a blank cell). ``zoom=(cy, cx, frac)``
-    shows the square of side ``frac`` (of the shorter side) centred at (cy, cx), pixels enlarged."""
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
-    for i, row in enumerate(rows):
-        for j in range(n_cols):
-            ax = axes[i][j]
-            ax.axis("off")
-            path = row[j] if j < len(row) else None
-            if path is not None:
-                with Image.open(path) as im:
-                    im = im.convert("RGB")
-                    if zoom:
-                        cy, cx, frac = zoom
-                        half = frac * min(im.size) / 2
-                        im = im.crop((round(cx * im.width - half), round(cy * im.height - half),
-                                      round(cx * im.width + half), round(cy * im.height + half)))
-                    ax.imshow(im, interpolation="nearest" if zoom else "antialiased")
-            if titles and i == 0 and j < len(titles):
-                ax.set_title(titles[j], fontsize=9)
-            if row_labels and j == 0:
-                ax.text(-0.05, 0.5, row_labels[i], transform=ax.transAxes, ha="right", va="center", fontsize=9)
-    fig.tight_layout()
-    return fig
-

@@ -173,7 +173,7 @@ def _cmd_reproduce(args) -> int:
                                   gpus=args.slurm_gpus) if args.slurm else None
         return jobs.reproduce(profile, gpus=args.gpus or (), slurm=slurm,
                               only=args.only, build=not args.no_book, device=args.device)
-    return book.reproduce(profile, only=args.only, build=not args.no_book, device=args.device)
+    return book.reproduce(profile, only=args.only, build_book=not args.no_book, device=args.device)
 
 
 def _gpu_list(text: str) -> list[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from PIL import Image
 
 from . import bench, data, demo, gatys, images, paths, store
 from .config import STYLES, GatysConfig
@@ -261,6 +262,65 @@ def qualitative(ctx: Context, progress: bool = True) -> Path:
                f"L-BFGS iterations")
     store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfgs, models={k: str(v) for k, v in models.items()}),
                                                  "key": key, "summary": summary})
+    return table
+
+
+REFERENCE_OUTPUTS = "reference_outputs"  # under the data root: the authors' published outputs (data README)
+_NAME_SUFFIXES = ("_eccv", "_cropped", "_crop")  # hoovertowernight_la_muse_eccv, wave_crop → la_muse, wave
+
+
+def style_key(name: str) -> str:
+    """A style's name as both codebases spell it: ``rain-princess-cropped`` → ``rain_princess``."""
+    key = name.lower().replace("-", "_")
+    for suffix in _NAME_SUFFIXES:
+        key = key.removesuffix(suffix)
+    return key
+
+
+def match_references(refs: list[Path], contents: dict[str, Path], styles: tuple[str, ...]) -> list[tuple[Path, Path, str]]:
+    """(reference output, content image, style file) for each reference named ``<content>_<style>``
+    or ``<content>-<style>`` whose style is one of ``styles``."""
+    by_key = {style_key(Path(s).stem): s for s in styles}
+    pairs = []
+    for ref in refs:
+        content = next((c for c in contents if ref.stem.startswith(c) and ref.stem[len(c):len(c) + 1] in ("_", "-")),
+                       None)
+        key = style_key(ref.stem[len(content) + 1:]) if content else None
+        if key in by_key:
+            pairs.append((ref, contents[content], by_key[key]))
+    return pairs
+
+
+def reference_outputs(ctx: Context, progress: bool = False) -> Path:
+    """The authors' outputs (``reference_outputs/`` under the data root, where present) for this
+    profile's styles, and ours on the same content image at the same size. A reference file is
+    named ``<content>_<style>`` (``chicago_la_muse.jpg``, ``amber-udnie.jpg``); the content image
+    is ``content/**/<content>.*``. Writes ``reference.csv`` (one row per pair, possibly none)."""
+    p = ctx.profile
+    out = ctx.out("qualitative")
+    table = out / "reference.csv"
+    folder = ctx.root / REFERENCE_OUTPUTS
+    refs = sorted(f for f in folder.rglob("*") if f.suffix.lower() in (".jpg", ".png")) if folder.is_dir() else []
+    contents = {f.stem: f for f in sorted((ctx.root / "content").rglob("*")) if f.suffix.lower() in (".jpg", ".png")}
+    pairs = match_references(refs, contents, p.qualitative_styles)
+    models = {s: style_model(ctx, s, progress) for s in {s for _, _, s in pairs}}
+    key = config_hash(([(str(r.relative_to(folder)), c.name, s) for r, c, s in pairs],
+                       {s: store.read_meta_or_none(m) for s, m in models.items()}))
+    if _done(table, key):
+        return table
+    rows = []
+    for ref, content_file, style_file in pairs:
+        model, _ = load_model(models[style_file], ctx.device)
+        with Image.open(ref) as im:
+            w, h = im.size
+        content = images.resize(images.read_image(content_file), (h, w), "bicubic").clamp(0, 255)
+        ours = out / f"reference_ours_{ref.stem}.png"
+        images.write_image(run(inference_model(model, ctx.device), content[None].to(ctx.device)), ours)
+        rows.append({"style": Path(style_file).stem, "content": content_file.stem, "width": w, "height": h,
+                     "reference": str(ref.relative_to(ctx.root)), "ours": ours.name})
+    frame = pd.DataFrame(rows, columns=["style", "content", "width", "height", "reference", "ours"])
+    store.write_table(frame, table, {**ctx.meta(None, models={k: str(v) for k, v in models.items()}), "key": key,
+                                     "summary": f"{len(rows)} of the authors' outputs match this profile's styles"})
     return table
 
 

@@ -291,7 +291,7 @@ def reproduce(profile: str | None = None, gpus: Sequence[str] = (), slurm: Slurm
               "the others are trained. Run the same command again to resume them; nothing was evaluated.",
               file=sys.stderr)
         return 1
-    return book.reproduce(name, only=only, build=build, device=device)
+    return book.reproduce(name, only=only, build_book=build, device=device)
 
 
 def _run_dir(jobs: Sequence[Job], name: str) -> Path | str:

@@ -1,0 +1,261 @@
+"""What the book's notebooks call: parameters → context, figures, tables for people, and the
+"How this page was made" box. Orchestration (computing, executing, building) is :mod:`perceptual.book`.
+
+Tables (:func:`table`) have no index column, units in the headers, numbers rounded to what the
+measurement supports (significant figures, not raw floats), and "—" for a missing value with a
+footnote saying why. The box (:func:`made_by`) is generated from the results' ``.meta.json``
+(:func:`perceptual.store.read_meta`), so it always describes the run that produced the page.
+"""
+from __future__ import annotations
+
+import html
+import math
+import numbers
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from . import paths, profiles, store
+
+MISSING = "—"
+_started: float | None = None  # when setup() ran in this kernel: the notebook's run time
+
+
+def setup(profile: str, device: str | None = None, data_root: str | None = None, results: str | None = None):
+    """Apply a notebook's parameters and return an :class:`perceptual.experiments.Context`."""
+    global _started
+    from . import experiments
+
+    _started = time.monotonic()
+    if data_root:
+        os.environ["PERCEPTUAL_DATA_ROOT"] = data_root
+    if results:
+        os.environ["PERCEPTUAL_RESULTS"] = results
+    return experiments.Context.create(profiles.get(profile), None if device in (None, "auto") else device)
+
+
+def caption(table: Path, what: str, extra: str = "") -> str:
+    """Markdown for a figure or table: what it shows and the one-line summary of its run. The full
+    provenance (hardware, code version, …) is in the page's :func:`made_by` box."""
+    meta = store.read_meta(table)
+    summary = f" {meta['summary']}." if meta.get("summary") else ""
+    return f"**{what}** {extra}{summary}".strip()
+
+
+def image_grid(rows: list[list[Path | None]], titles: list[str] | None = None, row_labels: list[str] | None = None,
+               size: float = 2.2, zoom: tuple[float, float, float] | None = None):
+    """A matplotlib figure of image files (None leaves a blank cell). ``zoom=(cy, cx, frac)``
+    shows the square of side ``frac`` (of the shorter side) centred at (cy, cx), pixels enlarged."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            ax.axis("off")
+            path = row[j] if j < len(row) else None
+            if path is not None:
+                with Image.open(path) as im:
+                    im = im.convert("RGB")
+                    if zoom:
+                        cy, cx, frac = zoom
+                        half = frac * min(im.size) / 2
+                        im = im.crop((round(cx * im.width - half), round(cy * im.height - half),
+                                      round(cx * im.width + half), round(cy * im.height + half)))
+                    ax.imshow(im, interpolation="nearest" if zoom else "antialiased")
+            if titles and i == 0 and j < len(titles):
+                ax.set_title(titles[j], fontsize=9)
+            if row_labels and j == 0:
+                ax.text(-0.05, 0.5, row_labels[i], transform=ax.transAxes, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# tables for people
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or \
+        (hasattr(value, "dtype") and str(value) in ("nan", "NaT", "<NA>"))
+
+
+def number(value: Any, sig: int = 3) -> str:
+    """``value`` rounded to ``sig`` significant figures, thousands separated, never in e-notation
+    between 1e-4 and 1e9: 1057.333 → "1,060", 0.071596 → "0.0716", 212.0 → "212", nan → "—"."""
+    if is_missing(value):
+        return MISSING
+    if isinstance(value, str) or isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return str(value)
+    if isinstance(value, numbers.Integral):  # counts are exact
+        return f"{int(value):,}"
+    x = float(value)
+    if x == 0:
+        return "0"
+    if not 1e-4 <= abs(x) < 1e9:
+        return f"{x:.{sig - 1}e}"
+    decimals = max(0, sig - 1 - math.floor(math.log10(abs(x))))
+    rounded = round(x, decimals)
+    if rounded != 0 and math.floor(math.log10(abs(rounded))) > math.floor(math.log10(abs(x))):
+        decimals = max(0, decimals - 1)  # 9.996 → 10.0, not 10.00
+    return f"{rounded:,.{decimals}f}"
+
+
+Format = str | Callable[[Any], str]
+_NUMERIC = re.compile(r"^(—|[-+]?[\d,]*\.?\d+(e[-+]?\d+)?\s*[×%²]?|> ?\d+)$")  # right-aligned cells
+
+
+def _formatter(spec: Format | None, sig: int) -> Callable[[Any], str]:
+    if callable(spec):
+        return lambda v: MISSING if is_missing(v) else spec(v)
+    if spec is None:
+        return lambda v: number(v, sig) if not isinstance(v, str) else v
+    return lambda v: MISSING if is_missing(v) else v if isinstance(v, str) else format(v, spec)
+
+
+@dataclass
+class Table:
+    """A formatted table: header strings, rows of cell strings, footnotes. Displays as HTML."""
+
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    caption: str = ""
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
+        cell = lambda c: f"<td class='num'>{html.escape(c)}</td>" if _NUMERIC.match(c) else f"<td>{html.escape(c)}</td>"  # noqa: E731
+        body = "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in self.rows)
+        cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        notes = "".join(f"<p class='table-note'>{html.escape(n)}</p>" for n in self.notes)
+        return (f"<div class='people-table'><table class='table'>{cap}<thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>{notes}</div>")
+
+    def to_markdown(self) -> str:
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(lines + [""] + self.notes)
+
+
+def table(frame, columns: dict[str, str] | None = None, formats: dict[str, Format] | None = None,
+          missing: str = "not measured in this build", notes: Iterable[str] = (), sig: int = 3,
+          caption: str = "") -> Table:
+    """A DataFrame for people: ``columns`` selects, orders and renames (put units in the new
+    names: ``{"feedforward": "feed-forward (s)"}``); ``formats`` maps a source column to a format
+    spec (``".2f"``) or a function; other numbers get ``sig`` significant figures. No index column
+    (reset it first if it carries data). Missing values show as "—", explained by ``missing``."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(frame)
+    if isinstance(frame.columns, pd.MultiIndex):
+        frame = frame.copy()
+        frame.columns = [" · ".join(str(p) for p in c if str(p)) for c in frame.columns]
+    columns = columns or {c: str(c) for c in frame.columns}
+    absent = [c for c in columns if c not in frame.columns]
+    if absent:
+        raise KeyError(f"table: no column {absent[0]!r}; columns are {', '.join(map(str, frame.columns))}")
+    formats = formats or {}
+    fmt = {c: _formatter(formats.get(c), sig) for c in columns}
+    rows = [[fmt[c](v) for c, v in zip(columns, values)] for values in frame[list(columns)].itertuples(index=False)]
+    notes = list(notes)
+    if any(MISSING in r for r in rows):
+        notes.insert(0, f"{MISSING} {missing}.")
+    return Table(list(columns.values()), rows, notes, caption)
+
+
+# ---------------------------------------------------------------------------------------------
+# "How this page was made"
+
+
+def command(chapter: str, profile: str) -> str:
+    """The command that regenerates one chapter (``make chapter``, see the Makefile)."""
+    root = " DATA_ROOT=…" if paths.data_root_is_mirror() else ""
+    return f"make chapter NAME={chapter} PROFILE={profile}{root}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _machine(hw: dict) -> str:
+    cpu = f"{hw.get('cpu', '?')} ({hw.get('cpu_threads', '?')} threads)"
+    gpu = f"{hw['gpu']} (CUDA {hw.get('cuda')}), " if hw.get("gpu") else ""
+    return f"{gpu}{cpu}; device {hw.get('device', 'cpu')}, torch {hw.get('torch', '?')}, Python {hw.get('python', '?')}"
+
+
+def made_by_rows(chapter: str, ctx, tables: Iterable[Path] = ()) -> list[tuple[str, str]]:
+    """(label, value) rows of the box: from the tables' meta files, else from this machine now."""
+    p = ctx.profile
+    metas = [(Path(t), store.read_meta(t)) for t in tables]
+    first = metas[0][1] if metas else {}
+    hw = first.get("hardware") or store.hardware(ctx.device)
+    data = "images shipped with scikit-image (embedded demo data)" if p.data == "demo" else \
+        f"data root {first.get('data_root') or ctx.root}: content {p.content_dir}, style {p.style_file}"
+    rows = [("Profile", f"{p.name} — {p.description}"), ("Data", data),
+            ("Loss network", str(first.get("loss_network") or p.loss_network)),
+            ("Hardware", _machine(hw)),
+            ("Code version", str(first.get("code_version") or store.code_version()))]
+    for path, meta in metas:
+        try:
+            shown = path.relative_to(paths.results_dir().parent)
+        except ValueError:
+            shown = path
+        took = f", computed in {_duration(meta['compute_seconds'])}" if "compute_seconds" in meta else ""
+        rows.append(("Results", f"{shown} (written {meta.get('created', '?')}{took})"))
+    if _started is not None:
+        rows.append(("Run time", f"this notebook ran in {_duration(time.monotonic() - _started)} "
+                                 "(cached results are reused, not recomputed)"))
+    rows.append(("Regenerate", command(chapter, p.name)))
+    return rows
+
+
+def made_by(chapter: str, ctx, tables: Iterable[Path] = ()):
+    """The folded "How this page was made" box at the end of a chapter (an HTML display)."""
+    from IPython.display import HTML
+
+    items = "".join(f"<dt>{html.escape(k)}</dt><dd>{_code(k, v)}</dd>" for k, v in made_by_rows(chapter, ctx, tables))
+    return HTML(f"<details class='made-by'><summary>How this page was made</summary><dl>{items}</dl></details>")
+
+
+def _code(label: str, value: str) -> str:
+    return f"<code>{html.escape(value)}</code>" if label in ("Regenerate", "Code version") else html.escape(value)
+
+
+# bookkeeping that does not change what is computed, and fields another row already shows
+_NOT_SETTINGS = {"name", "description", "notes", "cpu", "style.style", "style.loss.network", "sr.network",
+                 "style.checkpoint_every", "style.val_every", "style.val_images", "sr.checkpoint_every",
+                 "sr.val_every", "sr.val_images"}
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], (tuple, list)):
+        return ", ".join(f"{v[0]} ({', '.join(map(str, v[1:]))})" for v in value)  # (name, folder) pairs
+    if isinstance(value, (tuple, list)):
+        return ", ".join(_setting(v) for v in value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return f"{int(value):,}" if abs(value) >= 10_000 else str(value)  # sizes stay 1024
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str) and "/" in value and Path(value).suffix:
+        return Path(value).name  # styles/fast-neural-style/la_muse.jpg → la_muse.jpg
+    return str(value)
+
+
+def settings_vs_paper(profile) -> Table:
+    """The profile's settings that differ from the ``paper`` profile (the intro's table)."""
+    from .config import flatten
+
+    paper = {k: v for k, v, _ in flatten(profiles.PROFILES["paper"])}
+    rows = [[k, _setting(paper.get(k)), _setting(v)] for k, v, _ in flatten(profile)
+            if k not in _NOT_SETTINGS and paper.get(k) != v]
+    return Table(["setting", "paper", f"this build ({profile.name})"], rows)

@@ -1,0 +1,175 @@
+"""The book's plumbing: tables for people, the provenance box, one parameters cell, offline checks."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from perceptual import book, experiments, pages, profiles, store
+
+
+@pytest.mark.parametrize("value, text", [
+    (1057.333, "1,057"), (0.071596, "0.0716"), (212.0, "212"), (9.996, "10.0"), (0.015, "0.0150"),
+    (3.17, "3.17"), (123456.7, "123,457"), (np.int64(1024), "1,024"), (7, "7"), (0.0, "0"),
+    (float("nan"), "—"), (None, "—"), (2.5e-7, "2.50e-07"), (-0.5, "-0.500"), ("x", "x"),
+])
+def test_number_rounds_to_significant_figures(value, text):
+    assert pages.number(value) == text
+
+
+def test_table_has_no_index_units_in_headers_and_explains_missing_values():
+    frame = pd.DataFrame({"size": [256, 512], "t": [0.0153, math.nan], "note": ["a", "b"]}, index=[7, 9])
+    t = pages.table(frame, {"size": "size (px)", "t": "time (s)"}, missing="not timed at 512²")
+    assert t.header == ["size (px)", "time (s)"]
+    assert t.rows == [["256", "0.0153"], ["512", "—"]]  # no index values 7, 9; 'note' not selected
+    assert t.notes == ["— not timed at 512²."]
+    html = t._repr_html_()
+    assert "<th>time (s)</th>" in html and "<td class='num'>—</td>" in html and ">7<" not in html
+    assert pages.table(frame, {"t": "t"}, formats={"t": ".1f"}).rows == [["0.0"], ["—"]]
+    assert pages.table(frame.dropna(), {"size": "s"}).notes == []  # nothing missing, no footnote
+    with pytest.raises(KeyError, match="no column 'speed'"):
+        pages.table(frame, {"speed": "x"})
+
+
+def test_table_flattens_multiindex_columns():
+    frame = pd.DataFrame([[30.123, 0.91234]], columns=pd.MultiIndex.from_tuples([("psnr", "feat"), ("ssim", "feat")]))
+    assert pages.table(frame).header == ["psnr · feat", "ssim · feat"]
+    assert pages.table(frame).rows == [["30.1", "0.912"]]
+
+
+def test_settings_vs_paper_lists_only_differences():
+    demo = profiles.get("demo", gpu=False)
+    rows = {r[0]: r[1:] for r in pages.settings_vs_paper(demo).rows}
+    assert rows["style.iterations"] == ["40,000", "250"]
+    assert rows["style.image_size"] == ["256", "96"]
+    assert rows["fig5_sizes"] == ["256, 512, 1024", "64, 128"]
+    assert rows["style.loss.tv_weight"] == ["1e-06", "1e-05"]
+    assert "style.loss.content_layers" not in rows  # equal in both
+    assert "notes" not in rows and "description" not in rows
+    assert pages.settings_vs_paper(profiles.PROFILES["paper"]).rows == []
+
+
+def test_made_by_box_comes_from_the_meta_file(tmp_path, monkeypatch):
+    ctx = experiments.Context.create(profiles.get("demo", gpu=False), "cpu")
+    meta = store.provenance(None, 0, "vgg19-caffe", "cpu", profile="demo", data_root="/data")
+    meta.update(code_version="abc1234", compute_seconds=125.0,
+                hardware={"cpu": "Test CPU", "cpu_threads": 2, "device": "cpu", "torch": "2.x", "python": "3.x"})
+    table = store.write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.csv", meta)
+    rows = dict(pages.made_by_rows("objective", ctx, [table]))
+    assert rows["Code version"] == "abc1234" and rows["Loss network"] == "vgg19-caffe"
+    assert rows["Hardware"].startswith("Test CPU (2 threads); device cpu")
+    assert "computed in 2 min" in rows["Results"]
+    assert rows["Regenerate"] == "make chapter NAME=objective PROFILE=demo"
+    assert rows["Profile"].startswith("demo — ")
+    html = pages.made_by("objective", ctx, [table]).data
+    assert html.startswith("<details class='made-by'><summary>How this page was made</summary>")
+    assert "<code>make chapter NAME=objective PROFILE=demo</code>" in html
+    monkeypatch.setenv("PERCEPTUAL_DATA_ROOT", str(tmp_path))
+    assert pages.command("speed", "small") == "make chapter NAME=speed PROFILE=small DATA_ROOT=…"
+
+
+def _notebook(*cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src, metadata={"tags": tags}) for src, tags in cells]
+    return nb
+
+
+def test_one_parameters_cell_shows_with_the_injected_values():
+    nb = _notebook(('profile = "demo"      # demo | small | paper\ndevice = "auto"\nseed = 0', ["parameters", "hide-input"]),
+                   ('# Parameters\nprofile = "small"\ndevice = "cuda:1"\n', ["injected-parameters"]),
+                   ("x = 1", []))
+    book.show_parameters(nb)
+    assert nb.cells[0].source == 'profile = "small"      # demo | small | paper\ndevice = "cuda:1"\nseed = 0'
+    assert nb.cells[0].metadata["tags"] == ["parameters", "hide-input"]
+    assert "remove-cell" in nb.cells[1].metadata["tags"]  # still in the notebook, not on the page
+    assert nb.cells[2].metadata["tags"] == []
+    plain = _notebook(("a = 1", ["parameters"]))
+    book.show_parameters(plain)  # nothing injected: unchanged
+    assert plain.cells[0].source == "a = 1"
+
+
+def test_parameters_injects_only_what_differs(monkeypatch):
+    monkeypatch.delenv("PERCEPTUAL_RESULTS")
+    assert book.parameters("small", None) == {"profile": "small", "device": "auto"}
+    monkeypatch.setenv("PERCEPTUAL_DATA_ROOT", "/mirror")
+    assert book.parameters("small", "cpu")["data_root"] == "/mirror"
+    monkeypatch.setenv("PERCEPTUAL_RESULTS", "/elsewhere")
+    assert book.parameters("small", "cpu")["results"] == "/elsewhere"
+
+
+def test_reference_outputs_are_matched_by_content_and_style_name():
+    refs = [Path(p) for p in ("r/eccv16/chicago_la_muse.jpg", "r/hoovertowernight_la_muse_eccv.jpg",
+                              "r/chicago_wave.jpg", "r/amber-rain-princess.jpg", "r/chicago_candy.jpg",
+                              "r/unknown_la_muse.jpg")]
+    contents = {"chicago": Path("c/chicago.jpg"), "hoovertowernight": Path("c/hoovertowernight.jpg"),
+                "amber": Path("c/amber.jpg")}
+    styles = ("s/la_muse.jpg", "s/wave_crop.jpg", "s/rain-princess-cropped.jpg")
+    got = [(r.name, c.name, s) for r, c, s in experiments.match_references(refs, contents, styles)]
+    assert got == [("chicago_la_muse.jpg", "chicago.jpg", "s/la_muse.jpg"),
+                   ("hoovertowernight_la_muse_eccv.jpg", "hoovertowernight.jpg", "s/la_muse.jpg"),
+                   ("chicago_wave.jpg", "chicago.jpg", "s/wave_crop.jpg"),
+                   ("amber-rain-princess.jpg", "amber.jpg", "s/rain-princess-cropped.jpg")]
+
+
+def test_reference_outputs_without_a_reference_folder_is_an_empty_table():
+    ctx = experiments.Context.create(profiles.get("demo", gpu=False), "cpu")
+    table = experiments.reference_outputs(ctx)
+    assert pd.read_csv(table).empty and list(pd.read_csv(table).columns)[:2] == ["style", "content"]
+
+
+def test_check_html_flags_anything_loaded_from_the_internet(tmp_path):
+    for chapter in book.CHAPTERS:
+        (tmp_path / f"{chapter}.html").write_text("<html><body><a href='https://arxiv.org'>paper</a></body></html>")
+    assert book.check_html(tmp_path) == []  # a link is not a load
+    (tmp_path / "intro.html").write_text(
+        '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>'
+        '<link rel="stylesheet" href="//fonts.googleapis.com/css?family=Lato"><script src="_static/x.js"></script>')
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_static" / "a.css").write_text("@import url('https://fonts.googleapis.com/css2?family=X');")
+    assert sorted(book.check_html(tmp_path)) == [
+        "_static/a.css: loads https://fonts.googleapis.com/css2?family=X from the internet",
+        "intro.html: loads //fonts.googleapis.com/css?family=Lato from the internet",
+        "intro.html: loads https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js from the internet"]
+
+
+def test_stage_mathjax_copies_the_tex_chtml_files(tmp_path, monkeypatch):
+    src = tmp_path / "mj"
+    for rel in ("MathJax.js", "config/TeX-AMS_CHTML.js", "config/TeX-AMS_SVG.js", "jax/output/CommonHTML/jax.js",
+                "jax/output/SVG/jax.js", "fonts/HTML-CSS/TeX/woff/Main.woff", "fonts/HTML-CSS/TeX/otf/Main.otf"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(rel)
+    monkeypatch.setenv("PERCEPTUAL_MATHJAX", str(src))
+    assert book.stage_mathjax(tmp_path / "out") == str(src)
+    copied = sorted(str(p.relative_to(tmp_path / "out" / "mathjax")) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert copied == ["MathJax.js", "config/TeX-AMS_CHTML.js", "fonts/HTML-CSS/TeX/woff/Main.woff",
+                      "jax/output/CommonHTML/jax.js"]
+    monkeypatch.setenv("PERCEPTUAL_MATHJAX", str(tmp_path / "none"))
+    monkeypatch.setattr(book, "MATHJAX_DEFAULT", tmp_path / "none")
+    assert book.stage_mathjax(tmp_path / "out2") is None and not (tmp_path / "out2").exists()
+
+
+def test_compute_records_the_time_only_when_it_computed(tmp_path, monkeypatch):
+    calls = []
+
+    def step(ctx, progress=True):
+        table = tmp_path / "x.csv"
+        if not calls:
+            store.write_table(pd.DataFrame({"a": [1]}), table, store.provenance())
+        calls.append(1)
+        return table
+
+    monkeypatch.setitem(experiments.STEPS, "speed", step)
+    table = book.compute(None, "speed")
+    assert json.loads(store.meta_path(table).read_text())["compute_seconds"] >= 0
+    meta = store.read_meta(table)
+    del meta["compute_seconds"]
+    meta["created"] = "2000-01-01T00:00:00+00:00"  # a cached result from an earlier run
+    store.atomic_write_text(store.meta_path(table), json.dumps(meta))
+    book.compute(None, "speed")
+    assert "compute_seconds" not in store.read_meta(table)
+    assert book.compute(None, "intro") is None
