@@ -44,7 +44,8 @@ def _cmd_stylize(args) -> int:
 
     report = stylize_files(args.model, args.inputs, args.output, keep_colors=args.preserve_color,
                            median=args.median, device=args.device, suffix=args.format, max_side=args.max_side,
-                           strength=args.strength, progress=not args.quiet)
+                           strength=args.strength, progress=not args.quiet, precision=args.precision,
+                           tile=args.tile)
     for path in report.written:
         print(path)
     for path, err in report.failed:
@@ -52,6 +53,26 @@ def _cmd_stylize(args) -> int:
     if report.failed:
         print(f"{len(report.failed)} of {len(report.failed) + len(report.written)} inputs failed", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _cmd_export(args) -> int:
+    from .export import export_checkpoint
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        print(f"error: {out} exists; pass --force to overwrite it", file=sys.stderr)
+        return 2
+    print(export_checkpoint(args.model, out))
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from . import experiments
+
+    profile = profiles.get(args.profile)
+    ctx = experiments.Context.create(profile, args.device)
+    print(experiments.speed_bench(ctx, tiny=args.tiny, compile=args.compile, progress=not args.quiet))
+    return 0
 
 
 def _cmd_train_style(args) -> int:
@@ -135,8 +156,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default=".png", choices=(".png", ".jpg"), help="output format")
     s.add_argument("--max-side", type=int, help="shrink larger inputs before stylising (output keeps the size)")
     s.add_argument("--device")
+    s.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto: bf16 where the device runs it fast (CUDA, AVX512-BF16/AMX CPUs), else fp32")
+    s.add_argument("--tile", type=int, help="process in overlapping tiles of this size (default: only when an "
+                                            "image would not fit in memory; not for instance-norm models)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_stylize)
+
+    e = sub.add_parser("export", help="export a trained network to ONNX (dynamic size, batch norm folded)")
+    e.add_argument("model", help="model.pt or checkpoint.pt from training")
+    e.add_argument("output", help="the .onnx file to write")
+    e.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    e.set_defaults(func=_cmd_export)
+
+    bn = sub.add_parser("bench", help="training and inference speed: eager fp32 vs the fast paths and ONNX Runtime")
+    bn.add_argument("--profile")
+    bn.add_argument("--device")
+    bn.add_argument("--tiny", action="store_true", help="a few iterations at tiny sizes (tests)")
+    bn.add_argument("--compile", action="store_true", help="also time torch.compile (adds rows; slow to compile)")
+    bn.add_argument("-q", "--quiet", action="store_true")
+    bn.set_defaults(func=_cmd_bench)
 
     t = sub.add_parser("train-style", help="train a style transfer network")
     t.add_argument("--style", required=True, help="style image file")

@@ -115,6 +115,26 @@ def sr_input(method: str, lr: torch.Tensor, factor: int) -> torch.Tensor:
     return upsample_bicubic(lr, factor) if method == "srcnn" else lr
 
 
+def sr_loss(cfg: SRConfig, method: str, net: nn.Module | None):
+    """The training step's loss terms for a batch of HR patches (B, 3, P, P): degrade, run the
+    network, ℓ_pixel or ℓ_feat (``net`` at ``cfg.feature_layer``) plus optional TV."""
+
+    def loss(m: nn.Module, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        lr = degrade(hr, cfg.factor, cfg.blur_sigma)
+        out = m(sr_input(method, lr, cfg.factor))
+        if cfg.loss == "pixel":
+            main = losses.pixel_loss(out, hr)
+        else:
+            layer = cfg.feature_layer
+            with torch.no_grad():
+                target = net(hr, [layer])[layer]
+            main = losses.feature_loss(net(out, [layer])[layer], target)
+        tv = cfg.tv_weight * losses.tv_loss(out) if cfg.tv_weight else out.new_zeros(())
+        return {"total": main + tv, cfg.loss: main, "tv": tv}
+
+    return loss
+
+
 def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Path,
              device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
              stop_after: int | None = None) -> Path:
@@ -136,19 +156,7 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
             "provenance": store.provenance(cfg, cfg.seed, cfg.network if net else None, device,
                                            method=method, train_images=len(train_files))}
 
-    def loss(m: nn.Module, hr: torch.Tensor) -> dict[str, torch.Tensor]:
-        lr = degrade(hr, cfg.factor, cfg.blur_sigma)
-        out = m(sr_input(method, lr, cfg.factor))
-        if cfg.loss == "pixel":
-            main = losses.pixel_loss(out, hr)
-        else:
-            layer = cfg.feature_layer
-            with torch.no_grad():
-                target = net(hr, [layer])[layer]
-            main = losses.feature_loss(net(out, [layer])[layer], target)
-        tv = cfg.tv_weight * losses.tv_loss(out) if cfg.tv_weight else out.new_zeros(())
-        return {"total": main + tv, cfg.loss: main, "tv": tv}
-
+    loss = sr_loss(cfg, method, net)
     return fit(model, loss, Patches(train_files, cfg.patch, cfg.factor, cfg.blur_sigma), cfg, run_dir=run_dir,
                meta=meta, val_batch=val_hr, device=device, workers=workers, progress=progress,
                desc=f"SR ×{cfg.factor} {method}", stop_after=stop_after)
