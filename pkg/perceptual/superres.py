@@ -1,11 +1,10 @@
 """Super-resolution (paper §4.2): degradation, ℓ_pixel / ℓ_feat / SRCNN training, histogram
 matching, and the Set5 / Set14 / BSD100 evaluation runner.
 
-Degradation (training and evaluation alike): Gaussian blur σ = 1.0 (kernel 2·⌈3σ⌉+1 = 7 taps,
-reflect padding), then bicubic downsampling by f with ``torch.nn.functional.interpolate``
-(``mode="bicubic"``, Keys a = −0.75, ``align_corners=False``, **no antialiasing**: the Gaussian is
-the anti-alias filter), then rounding to 8 bits — LR inputs are 8-bit images, as they would be
-on disk.
+Degradation for training (paper §4.2): Gaussian blur σ = 1.0 (kernel 2·⌈3σ⌉+1 = 7 taps,
+reflect padding), then MATLAB-compatible bicubic downsampling by f (:func:`perceptual.resize.imresize`:
+a = −0.5, antialiased), then rounding to 8 bits — LR inputs are 8-bit images, as on disk. The
+bicubic baseline and SRCNN's input are made with the same resize (enlarging).
 
 Training pairs: a random 288² HR patch per photo and iteration (seeded by the iteration);
 photos whose shorter side is under 288 px are first upscaled (bicubic) so it is 288.
@@ -29,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import images, losses, metrics, store
+from . import images, losses, metrics, precision, store
 from .config import SRConfig
 from .data import list_images
+from .resize import imresize
 from .train import CachedImages, config_hash, fit, load_model, pick_device, split_files
 from .transformer import SRCNN, SRNet
 from .vgg import load_vgg
@@ -51,10 +51,6 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=False)
-
-
 def modcrop(hr: torch.Tensor, factor: int) -> torch.Tensor:
     h, w = hr.shape[-2:]
     return hr[..., : h - h % factor, : w - w % factor]
@@ -65,12 +61,12 @@ def degrade(hr: torch.Tensor, factor: int, sigma: float = 1.0) -> torch.Tensor:
     h, w = hr.shape[-2:]
     if h % factor or w % factor:
         raise ValueError(f"HR size {h}×{w} is not a multiple of {factor}: modcrop first")
-    lr = bicubic(gaussian_blur(hr, sigma), (h // factor, w // factor))
+    lr = imresize(gaussian_blur(hr, sigma), (h // factor, w // factor))
     return lr.clamp(0, 255).round()
 
 
 def upsample_bicubic(lr: torch.Tensor, factor: int) -> torch.Tensor:
-    return bicubic(lr, (lr.shape[-2] * factor, lr.shape[-1] * factor)).clamp(0, 255)
+    return imresize(lr, (lr.shape[-2] * factor, lr.shape[-1] * factor)).clamp(0, 255)
 
 
 def histogram_match(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -143,7 +139,7 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
         raise ValueError(f"unknown super-resolution method {method!r} (pixel, feat, srcnn)")
     device = device if isinstance(device, torch.device) else pick_device(device)
     cfg = replace(cfg, loss="pixel" if method in ("pixel", "srcnn") else "feat")
-    net = load_vgg(cfg.network, device) if cfg.loss == "feat" else None
+    net = precision.channels_last(load_vgg(cfg.network, device)) if cfg.loss == "feat" else None
     train_files, val_files = split_files(train_dirs, cfg.val_images)
     torch.manual_seed(cfg.seed)  # the initial weights are part of the run's identity
     model = sr_model(cfg, method)
@@ -153,8 +149,9 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
     meta = {"kind": "srcnn" if method == "srcnn" else "sr", "arch": model.arch, "method": method,
             "factor": cfg.factor, "loss_network": cfg.network if net is not None else None,
             "config_hash": config_hash((cfg, method)),
-            "provenance": store.provenance(cfg, cfg.seed, cfg.network if net else None, device,
-                                           method=method, train_images=len(train_files))}
+            "provenance": store.provenance(cfg, cfg.seed, cfg.network if net else None, device, method=method,
+                                           precision=precision.resolve(cfg.precision, device),
+                                           train_images=len(train_files))}
 
     loss = sr_loss(cfg, method, net)
     return fit(model, loss, Patches(train_files, cfg.patch, cfg.factor, cfg.blur_sigma), cfg, run_dir=run_dir,
