@@ -89,7 +89,7 @@ def test_instance_norm_is_not_tiled_on_request(photo):
 def test_bf16_output_close_to_fp32(small_net, photo):
     fast = inference.inference_model(small_net)
     ref = inference.run(fast, photo[None]).clamp(0, 255)
-    low = inference.run(fast, photo[None], torch.bfloat16)
+    low = inference.run(fast, photo[None], "bf16")
     assert low.dtype == torch.float32 and low.shape == ref.shape
     assert 40 <= metrics.psnr_rgb(ref, low.clamp(0, 255)) < math.inf  # rounded, but close
 

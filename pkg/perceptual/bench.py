@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from . import gatys, metrics
+from . import gatys, metrics, precision
 from .config import GatysConfig
 from .inference import inference_model, run
 from .objective import Objective
@@ -106,24 +106,16 @@ def speed_rows(model: nn.Module, net: VGGFeatures, style: torch.Tensor, sizes: t
 # the speed benchmark: training
 
 
-def _precision_name(dtype: torch.dtype | None) -> str:
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    import contextlib
-
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
 def train_iterations(model: nn.Module, step: Callable, batches: Sequence[torch.Tensor], device: torch.device, *,
-                     lr: float, dtype: torch.dtype | None, channels_last: bool, readback_every_step: bool,
+                     lr: float, prec: str, channels_last: bool, readback_every_step: bool,
                      warmup: int) -> tuple[float, list[float]]:
-    """Adam on ``step(model, batch)["total"]`` over ``batches`` (uint8 or float (B, 3, H, W)).
-    Returns (iterations/s after ``warmup`` iterations, total loss per iteration)."""
+    """Adam on ``step(model, batch)["total"]`` over ``batches`` (uint8 or float (B, 3, H, W)) as
+    :func:`perceptual.train.fit` runs it (autocast, gradient scaler for fp16). Returns
+    (iterations/s after ``warmup`` iterations, total loss per iteration)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=fmt).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    scaler = precision.scaler(device, prec)
     kept: list[torch.Tensor] = []
     values: list[float] = []
     start = time.perf_counter()
@@ -132,11 +124,12 @@ def train_iterations(model: nn.Module, step: Callable, batches: Sequence[torch.T
             _sync(device)
             start = time.perf_counter()
         x = batch.to(device, non_blocking=True).float().contiguous(memory_format=fmt)
-        with _autocast(device, dtype):
+        with precision.autocast(device, prec):
             terms = step(model, x)
         opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        opt.step()
+        scaler.scale(terms["total"]).backward()
+        scaler.step(opt)
+        scaler.update()
         if readback_every_step:
             values.append({k: float(v.detach()) for k, v in terms.items()}["total"])
         else:
@@ -149,24 +142,24 @@ def train_iterations(model: nn.Module, step: Callable, batches: Sequence[torch.T
 
 
 def training_rows(case: str, make_model: Callable[[], nn.Module], step: Callable, batches: Sequence[torch.Tensor],
-                  loss_net: nn.Module | None, device: torch.device, dtype: torch.dtype | None, lr: float,
+                  loss_net: nn.Module | None, device: torch.device, prec: str, lr: float,
                   warmup: int, tail: int, compile: bool = False) -> list[dict]:
     """Eager-fp32 baseline vs the fast path (and ``torch.compile`` of it) on the same batches from
     the same initial weights; ``loss_ratio`` = fast / fp32 mean total loss over the last ``tail``."""
-    variants = [("eager-fp32", None, False, True, False), (f"fast-{_precision_name(dtype)}", dtype, True, False, False)]
+    variants = [("eager-fp32", "fp32", False, True, False), (f"fast-{prec}", prec, True, False, False)]
     if compile:
-        variants.append((f"compiled-{_precision_name(dtype)}", dtype, True, False, True))
+        variants.append((f"compiled-{prec}", prec, True, False, True))
     rows, base = [], None
     for name, dt, cl, readback, comp in variants:
         if loss_net is not None:
             loss_net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
         model = make_model()
         run_step = torch.compile(step) if comp else step
-        rate, losses = train_iterations(model, run_step, batches, device, lr=lr, dtype=dt, channels_last=cl,
+        rate, losses = train_iterations(model, run_step, batches, device, lr=lr, prec=dt, channels_last=cl,
                                         readback_every_step=readback, warmup=warmup)
         final = statistics.fmean(losses[-tail:])
         base = base or (rate, final)
-        rows.append({"kind": "train", "case": case, "variant": name, "precision": _precision_name(dt),
+        rows.append({"kind": "train", "case": case, "variant": name, "precision": dt,
                      "channels_last": cl, "iterations": len(batches), "its_per_s": rate,
                      "seconds": 1.0 / rate, "speedup": rate / base[0], "final_loss": final,
                      "loss_ratio": final / base[1], "psnr_vs_fp32": float("nan")})
@@ -180,7 +173,7 @@ def training_rows(case: str, make_model: Callable[[], nn.Module], step: Callable
 
 
 def inference_rows(model: nn.Module, images: dict[int, torch.Tensor], device: torch.device,
-                   dtypes: Sequence[torch.dtype], repeats: int, onnx_file: Path | None = None,
+                   precisions: Sequence[str], repeats: int, onnx_file: Path | None = None,
                    compile: bool = False) -> list[dict]:
     """Seconds per image for each size in ``images`` ((1, 3, s, s) in [0, 255]) and each path;
     PSNR of every output against the network as trained (float32)."""
@@ -190,12 +183,12 @@ def inference_rows(model: nn.Module, images: dict[int, torch.Tensor], device: to
         ("eager-fp32", "fp32", lambda x: model(x)),  # as trained: autograd on, batch norm unfolded
         ("fast-fp32", "fp32", lambda x: run(fast, x)),
     ]
-    for dt in dtypes:
-        paths.append((f"fast-{_precision_name(dt)}", _precision_name(dt), lambda x, dt=dt: run(fast, x, dt)))
-    if compile and dtypes:
+    for p in precisions:
+        paths.append((f"fast-{p}", p, lambda x, p=p: run(fast, x, p)))
+    if compile:
+        best = precisions[0] if precisions else "fp32"
         compiled = torch.compile(fast, options={"freezing": True})
-        paths.append((f"compiled-{_precision_name(dtypes[0])}", _precision_name(dtypes[0]),
-                      lambda x: run(compiled, x, dtypes[0])))
+        paths.append((f"compiled-{best}", best, lambda x: run(compiled, x, best)))
     if onnx_file is not None:
         from .export import run_onnx, session
 

@@ -75,6 +75,13 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _workers(args) -> int:
+    """--workers, else several on a GPU and none on a CPU (:func:`perceptual.train.loader_workers`)."""
+    from .train import loader_workers, pick_device
+
+    return args.workers if args.workers is not None else loader_workers(pick_device(args.device))
+
+
 def _cmd_train_style(args) -> int:
     from .train import train_style
 
@@ -88,7 +95,7 @@ def _cmd_train_style(args) -> int:
         cfg = replace(cfg, loss=replace(cfg.loss, network=args.loss_network))
     print(f"training {cfg.style} with {cfg.loss.network}; run folder {args.out}")
     print(train_style(cfg, Path(args.style), [Path(d) for d in args.data], Path(args.out), args.device,
-                      workers=args.workers))
+                      workers=_workers(args)))
     return 0
 
 
@@ -99,7 +106,7 @@ def _cmd_train_sr(args) -> int:
     overrides = {k: v for k, v in (("iterations", args.iterations), ("patch", args.patch),
                                    ("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
     cfg = replace(cfg, network=args.loss_network or cfg.network, **overrides)
-    print(train_sr(cfg, args.method, [Path(d) for d in args.data], Path(args.out), args.device, workers=args.workers))
+    print(train_sr(cfg, args.method, [Path(d) for d in args.data], Path(args.out), args.device, workers=_workers(args)))
     return 0
 
 
@@ -185,7 +192,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--style-preset", choices=tuple(config.STYLES), help="the authors' per-style settings")
     t.add_argument("--name")
     for opt in ("iterations", "image-size", "style-size", "batch-size", "seed", "workers"):
-        t.add_argument(f"--{opt}", type=int, default=0 if opt == "workers" else None)
+        t.add_argument(f"--{opt}", type=int)
     t.add_argument("--loss-network", choices=tuple(vgg.SOURCES))
     t.add_argument("--device")
     t.set_defaults(func=_cmd_train_style)
@@ -196,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--data", nargs="+", required=True)
     r.add_argument("--out", required=True)
     for opt in ("iterations", "patch", "batch-size", "seed", "workers"):
-        r.add_argument(f"--{opt}", type=int, default=0 if opt == "workers" else None)
+        r.add_argument(f"--{opt}", type=int)
     r.add_argument("--loss-network", choices=tuple(vgg.SOURCES))
     r.add_argument("--device")
     r.set_defaults(func=_cmd_train_sr)

@@ -88,10 +88,10 @@ def square_image(path: Path, size: int) -> torch.Tensor:
 
 
 def loader_workers(ctx: Context) -> int:
-    """Data-loading processes: several on a GPU box (decoding would starve the GPU), none on a CPU."""
-    import os
+    """Data-loading processes for this context's device (:func:`perceptual.train.loader_workers`)."""
+    from .train import loader_workers as workers
 
-    return min(8, os.cpu_count() or 1) if ctx.device.type == "cuda" else 0
+    return workers(ctx.device)
 
 
 def style_config(ctx: Context, style_file: str):
@@ -349,7 +349,7 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
     from .transformer import SRNet
 
     p, sizes, device = ctx.profile, TINY if tiny else BENCH, ctx.device
-    dtype = resolve("auto", device)
+    prec = resolve("auto", device)
     train_files, _ = split_files([ctx.data(d) for d in p.train_dirs], 0)
     cfg = style_config(ctx, p.style_file)
     net = ctx.net(cfg.loss.network)
@@ -371,22 +371,22 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
     batches = _batches(SquareImages(train_files, sizes.style_size, cfg.resize), sizes.iterations, sizes.style_batch,
                        cfg.seed)
     rows += bench.training_rows(f"style-{sizes.style_size}-b{sizes.style_batch}", style_net, style_step, batches, net,
-                                device, dtype, cfg.lr, sizes.warmup, sizes.tail, compile)
+                                device, prec, cfg.lr, sizes.warmup, sizes.tail, compile)
     sr_cfg = replace(p.sr, factor=4, patch=sizes.sr_patch, batch_size=sizes.sr_batch, loss="feat")
     log.info("bench: SR ×4 training %d² patches, batch %d", sizes.sr_patch, sizes.sr_batch)
     batches = _batches(Patches(train_files, sr_cfg.patch, 4, sr_cfg.blur_sigma), sizes.iterations, sr_cfg.batch_size,
                        sr_cfg.seed)
     sr_lossnet = ctx.net(sr_cfg.network)
     rows += bench.training_rows(f"sr-x4-{sizes.sr_patch}-b{sizes.sr_batch}", sr_net, sr_loss(sr_cfg, "feat", sr_lossnet),
-                                batches, sr_lossnet, device, dtype, sr_cfg.lr, sizes.warmup, sizes.tail, compile)
+                                batches, sr_lossnet, device, prec, sr_cfg.lr, sizes.warmup, sizes.tail, compile)
     del batches
 
     content = [square_image(f, max(sizes.inference_sizes)) for f in ctx.content_files(1)]
     model, source = _bench_style_net(ctx, content)
     inputs = {s: images.resize(content[0][0], (s, s))[None] for s in sizes.inference_sizes}
-    dtypes = [dtype] if dtype is not None else []
-    if device.type == "cuda" and torch.float16 not in dtypes:
-        dtypes.append(torch.float16)
+    low = [prec] if prec != "fp32" else []
+    if device.type == "cuda" and "fp16" not in low:
+        low.append("fp16")
     onnx_file = None
     from .export import OnnxUnavailable, export_module
 
@@ -394,7 +394,7 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
         onnx_file = export_module(model, ctx.out("speed") / "bench-style.onnx")
     except OnnxUnavailable as err:
         log.warning("no ONNX Runtime row: %s", err)
-    rows += bench.inference_rows(model, inputs, device, dtypes, sizes.repeats, onnx_file, compile)
+    rows += bench.inference_rows(model, inputs, device, low, sizes.repeats, onnx_file, compile)
 
     table = ctx.out("speed") / "bench.csv"
     hw = store.hardware(device)
@@ -402,7 +402,7 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
     summary = (f"training: style {sizes.style_size}² batch {sizes.style_batch}, SR ×4 {sizes.sr_patch}² batch "
                f"{sizes.sr_batch}, {sizes.iterations} iterations ({sizes.warmup} warm-up), loss over the last "
                f"{sizes.tail}; inference {', '.join(f'{s}²' for s in sizes.inference_sizes)}, median of "
-               f"{sizes.repeats}; fast precision {bench._precision_name(dtype)}; network: {source}")
+               f"{sizes.repeats}; fast precision {prec}; network: {source}")
     store.write_table(pd.DataFrame([{**r, **machine} for r in rows]), table,
                       {**ctx.meta(sizes, style_config=cfg, sr_config=sr_cfg, tiny=tiny, compile=compile,
                                   inference_network=source), "summary": summary})

@@ -3,10 +3,9 @@ images too large for memory.
 
 - :func:`inference_model`: batch norm folded into the preceding (transposed) convolution, frozen,
   eval, channels-last memory. The result equals the eval-mode network up to float rounding.
-- :func:`run`: no autograd (``torch.inference_mode``); with ``dtype`` (``torch.bfloat16`` on a CPU
-  with AVX512-BF16/AMX or on CUDA, ``torch.float16`` on CUDA; see
-  :func:`perceptual.precision.resolve`) the convolutions run under autocast in that precision and
-  the output comes back as float32.
+- :func:`run`: no autograd (``torch.inference_mode``); with ``precision`` ``"bf16"`` (a CPU with
+  AVX512-BF16/AMX, or CUDA) or ``"fp16"`` (CUDA) — see :func:`perceptual.precision.resolve` —
+  the convolutions run under autocast in that precision and the output comes back as float32.
 - :func:`run_tiled`: overlapping tiles, each run on its own, blended with linear or cosine
   feathering. Tile origins are multiples of the network's total stride and the blend skips the
   ``radius`` pixels next to a tile's inner edge (the tile's own padding reaches that far), so for
@@ -20,7 +19,6 @@ images too large for memory.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
@@ -31,6 +29,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .precision import autocast
 
 log = logging.getLogger("perceptual.inference")
 
@@ -72,15 +72,11 @@ def inference_model(model: nn.Module, device: torch.device | str = "cpu") -> nn.
     return fold_batchnorm(model).requires_grad_(False).to(device).to(memory_format=torch.channels_last)
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
-def run(model: nn.Module, batch: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+def run(model: nn.Module, batch: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
     """Apply the (fast) model to (B, 3, H, W) in [0, 255] without autograd; float32 out, on the
-    model's device. ``dtype``: autocast precision (None: float32)."""
+    model's device. ``precision``: a resolved precision (fp32 | bf16 | fp16), run under autocast."""
     device = next(model.parameters()).device
-    with torch.inference_mode(), _autocast(device, dtype):
+    with torch.inference_mode(), autocast(device, precision):
         x = batch.to(device).contiguous(memory_format=torch.channels_last)
         return model(x).float().contiguous()
 
@@ -222,7 +218,7 @@ def _axis_weights(starts: list[int], tile: int, length: int, scale: int, cut: in
 
 
 def run_tiled(model: nn.Module, batch: torch.Tensor, tile: int, overlap: int | None = None,
-              dtype: torch.dtype | None = None, blend: str = "cosine") -> torch.Tensor:
+              precision: str = "fp32", blend: str = "cosine") -> torch.Tensor:
     """:func:`run` over overlapping ``tile``×``tile`` tiles (input pixels), blended; the output has
     the untiled size. (B, 3, H, W) → (B, 3, s·H, s·W) float32 on the CPU."""
     if blend not in BLENDS:
@@ -246,7 +242,7 @@ def run_tiled(model: nn.Module, batch: torch.Tensor, tile: int, overlap: int | N
     total = torch.zeros(hp * s, wp * s)
     for r, weight_y in zip(rows, wy):
         for c, weight_x in zip(cols, wx):
-            part = run(model, x[..., r:r + tile, c:c + tile], dtype).cpu()  # (B, 3, th·s, tw·s)
+            part = run(model, x[..., r:r + tile, c:c + tile], precision).cpu()  # (B, 3, th·s, tw·s)
             weight = weight_y[:, None] * weight_x[None, :]  # (th·s, tw·s)
             out[..., r * s:r * s + part.shape[-2], c * s:c * s + part.shape[-1]] += part * weight
             total[r * s:r * s + part.shape[-2], c * s:c * s + part.shape[-1]] += weight
@@ -266,7 +262,7 @@ def free_memory(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def auto_tile(model: nn.Module, shape: torch.Size | tuple[int, ...], dtype: torch.dtype | None = None,
+def auto_tile(model: nn.Module, shape: torch.Size | tuple[int, ...], precision: str = "fp32",
               budget: int | None = None) -> int | None:
     """The tile size for a (B, 3, H, W) input, or None when the whole image fits in ``budget``
     bytes (default: :data:`MEMORY_FRACTION` of the free memory)."""
@@ -274,14 +270,14 @@ def auto_tile(model: nn.Module, shape: torch.Size | tuple[int, ...], dtype: torc
     b, _, h, w = shape
     device = next(model.parameters()).device
     budget = int(MEMORY_FRACTION * free_memory(device)) if budget is None else budget
-    per_pixel = geo.bytes_per_pixel * b * (0.5 if dtype in (torch.bfloat16, torch.float16) else 1.0)
+    per_pixel = geo.bytes_per_pixel * b * (1.0 if precision == "fp32" else 0.5)
     if per_pixel * h * w <= budget:
         return None
     side = int(math.sqrt(budget / per_pixel)) // geo.align * geo.align
     return max(side, 2 * default_overlap(model))
 
 
-def process(model: nn.Module, batch: torch.Tensor, dtype: torch.dtype | None = None, tile: int | None = None,
+def process(model: nn.Module, batch: torch.Tensor, precision: str = "fp32", tile: int | None = None,
             overlap: int | None = None, budget: int | None = None) -> torch.Tensor:
     """:func:`run`, tiled when asked (``tile``) or when the image would not fit in memory.
     Float32 on the CPU. An explicit tile size is refused for instance-norm networks."""
@@ -289,11 +285,11 @@ def process(model: nn.Module, batch: torch.Tensor, dtype: torch.dtype | None = N
         raise ValueError("instance-norm networks are not tile-invariant (every tile would be normalised with "
                          "its own statistics): drop --tile, or use --max-side to shrink the input")
     if tile is None:
-        tile = auto_tile(model, batch.shape, dtype, budget)
+        tile = auto_tile(model, batch.shape, precision, budget)
         if tile is None:
-            return run(model, batch, dtype).cpu()
+            return run(model, batch, precision).cpu()
         if geometry(model).instance_norm:
             log.warning("image %s×%s does not fit in memory: processing it in %d px tiles, but this instance-norm "
                         "network is not tile-invariant (seams are blended, statistics differ per tile)",
                         batch.shape[-2], batch.shape[-1], tile)
-    return run_tiled(model, batch, tile, overlap, dtype)
+    return run_tiled(model, batch, tile, overlap, precision)

@@ -67,11 +67,11 @@ MIN_SIDE = 44  # the 40 px reflection pad needs ≥ 41; 44 keeps the multiple-of
 
 
 def stylize_image(model: nn.Module, image: torch.Tensor, keep_colors: bool = False, median: bool = False,
-                  max_side: int | None = None, strength: float = 1.0, dtype: torch.dtype | None = None,
+                  max_side: int | None = None, strength: float = 1.0, precision: str = "fp32",
                   tile: int | None = None) -> torch.Tensor:
     """(3, H, W) in [0, 255] → stylised (3, H, W). ``max_side`` shrinks large inputs first
     (the output is resized back to the input size); ``strength`` < 1 blends the result with the
-    input (0: the input, 1: the network's output); ``dtype`` and ``tile``: see
+    input (0: the input, 1: the network's output); ``precision`` (resolved) and ``tile``: see
     :func:`perceptual.inference.process`."""
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
@@ -82,7 +82,7 @@ def stylize_image(model: nn.Module, image: torch.Tensor, keep_colors: bool = Fal
     ph, pw = max(0, MIN_SIDE - x.shape[-2]), max(0, MIN_SIDE - x.shape[-1])
     if ph or pw:
         x = F.pad(x[None], (0, pw, 0, ph), mode="replicate")[0]
-    y = process(model, x[None], dtype, tile)[0][..., : x.shape[-2] - ph, : x.shape[-1] - pw]
+    y = process(model, x[None], precision, tile)[0][..., : x.shape[-2] - ph, : x.shape[-1] - pw]
     if y.shape[-2:] != (h, w):
         y = images.resize(y, (h, w))
     if median:
@@ -127,11 +127,11 @@ def stylize_files(checkpoint: str | Path, inputs: Sequence[str | Path], output_d
     dev = pick_device(device)
     model, meta = load_model(checkpoint, dev)
     fast = inference_model(model, dev)
-    dtype = resolve(precision, dev)
+    prec = resolve(precision, dev)
     report = Report()
     for path, stem in tqdm(expand_inputs(inputs), desc=f"stylize ({meta.get('style', '?')})", disable=not progress):
         try:
-            out = stylize_image(fast, images.read_image(path), keep_colors, median, max_side, strength, dtype, tile)
+            out = stylize_image(fast, images.read_image(path), keep_colors, median, max_side, strength, prec, tile)
             report.written.append(images.write_image(out, Path(output_dir) / stem.with_suffix(suffix)))
         except images.ImageError as err:
             log.info("skipped: %s", err)
