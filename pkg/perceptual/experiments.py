@@ -376,7 +376,7 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
     log.info("bench: SR ×4 training %d² patches, batch %d", sizes.sr_patch, sizes.sr_batch)
     batches = _batches(Patches(train_files, sr_cfg.patch, 4, sr_cfg.blur_sigma), sizes.iterations, sr_cfg.batch_size,
                        sr_cfg.seed)
-    sr_lossnet = ctx.net(sr_cfg.network)
+    sr_lossnet = net if sr_cfg.network == cfg.loss.network else ctx.net(sr_cfg.network)
     rows += bench.training_rows(f"sr-x4-{sizes.sr_patch}-b{sizes.sr_batch}", sr_net, sr_loss(sr_cfg, "feat", sr_lossnet),
                                 batches, sr_lossnet, device, prec, sr_cfg.lr, sizes.warmup, sizes.tail, compile)
     del batches

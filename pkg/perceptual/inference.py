@@ -150,9 +150,11 @@ def receptive_radius(model: nn.Module) -> int:
 
 
 def _measure_radius(model: nn.Module, align: int, scale: int) -> int:
-    """The reach of one input pixel, by propagating its support:
-    a copy with ReLU and batch norm removed, zero biases, all-ones kernels, and every convolution's
-    output binarised (> 0) — a positive map, so nothing cancels and nothing under- or overflows."""
+    """The reach of one input pixel, by propagating its support: a batch of two images, a flat one
+    and the same with one pixel raised, through a copy with ReLU and batch norm removed, zero
+    biases and all-ones kernels; after every convolution the flat image's activations become 0 and
+    the other's 1 where they differ. A positive map from there on: nothing cancels, nothing under-
+    or overflows, and the final difference is exactly the pixel's reach."""
     probe = copy.deepcopy(model).float().eval()
     for module in probe.modules():
         for name, child in module.named_children():
@@ -163,19 +165,21 @@ def _measure_radius(model: nn.Module, align: int, scale: int) -> int:
                 module.weight.fill_(1.0)
                 if module.bias is not None:
                     module.bias.zero_()
-            module.register_forward_hook(lambda _m, _i, out: (out > 0).to(out.dtype))
+            module.register_forward_hook(
+                lambda _m, _i, out: torch.stack([torch.zeros_like(out[0]), (out[1] != out[0]).to(out.dtype)]))
     device = next(probe.parameters()).device
     side = _align_up(96, align)
     while side <= 4096:
-        x = torch.full((1, 3, side, side), 127.5, device=device)
+        x = torch.full((2, 3, side, side), 127.5, device=device)
         c = side // 2
-        x[..., c, c] = 255.0  # +1 after the (x − 127.5) / 127.5 input scaling
+        x[1, :, c, c] = 255.0
         with torch.inference_mode():
-            hit = (probe(x) - probe(torch.full_like(x, 127.5))).abs().sum(dim=(0, 1)) > 0  # (H·s, W·s)
+            y = probe(x)
+        hit = (y[1] != y[0]).any(dim=0)  # (H·s, W·s)
         rows, cols = torch.nonzero(hit.any(dim=1))[:, 0], torch.nonzero(hit.any(dim=0))[:, 0]
         if rows.min() > 0 and cols.min() > 0 and rows.max() < hit.shape[0] - 1 and cols.max() < hit.shape[1] - 1:
-            reach = max(c - rows.min().item() / scale, (rows.max().item() + 1) / scale - c,
-                        c - cols.min().item() / scale, (cols.max().item() + 1) / scale - c)
+            ends = [rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item()]
+            reach = max(abs((j + 0.5) / scale - (c + 0.5)) for j in ends)  # between pixel centres
             return int(math.ceil(reach)) + align
         side *= 2
     raise RuntimeError("receptive field wider than 4096 px: tiling cannot be made exact")
