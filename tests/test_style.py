@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from perceptual import cli, demo, gatys, images, stylize, train
+from perceptual import cli, demo, gatys, images, inference, stylize, train
 from perceptual.config import PAPER, GatysConfig, LossConfig
 from perceptual.objective import Objective
 from perceptual.transformer import StyleNet
@@ -186,14 +186,14 @@ def test_fast_path_matches_eval_network():
         x = torch.rand(2, 3, 72, 80) * 255
         with torch.no_grad():
             ref = model(x)
-        fast = stylize.inference_model(model)
+        fast = inference.inference_model(model)
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
-        assert torch.allclose(stylize.run(fast, x), ref, atol=5e-3)
+        assert torch.allclose(inference.run(fast, x), ref, atol=5e-3)
 
 
 def test_strength_blends_with_the_input():
     torch.manual_seed(0)
-    model = stylize.inference_model(StyleNet().eval())
+    model = inference.inference_model(StyleNet().eval())
     x = torch.rand(3, 48, 48) * 255
     full = stylize.stylize_image(model, x)
     assert torch.allclose(stylize.stylize_image(model, x, strength=0.0), x)

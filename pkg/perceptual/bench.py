@@ -1,4 +1,5 @@
-"""Table 1: feed-forward vs. optimisation speed on the hardware at hand.
+"""Table 1: feed-forward vs. optimisation speed on the hardware at hand; and the speed benchmark
+of the training and inference fast paths (``perceptual bench``).
 
 Timing rules: warm-up runs first, device synchronisation around every timed region, the median
 of repeats. The baseline's per-iteration time is the median over timed L-BFGS iterations (each
@@ -6,21 +7,36 @@ one forward + backward through the loss network); 100/300/500-iteration times ar
 the paper's columns scale. The feed-forward network is timed twice in the same run: the fast
 inference path (:func:`perceptual.stylize.inference_model`) and the network as trained (eager,
 batch norm unfolded, autograd on).
+
+The speed benchmark (:func:`training_rows`, :func:`inference_rows`) times, in one run:
+- training: the same step function (forward, loss, backward, Adam) as the eager-fp32 baseline —
+  NCHW, float32, every loss term read back to the host every iteration, as the loop did before
+  the fast path — and as the fast path — the resolved precision under autocast (Gram matrices,
+  reductions, optimiser state and master weights stay float32), channels-last transformation and
+  loss networks, the loss kept on the device and read back once at the end. Both start from the
+  same initial weights and see the same batches; iterations/s count after ``warmup`` iterations,
+  and the mean total loss of the last ``tail`` iterations gives the loss agreement (fast / fp32).
+- inference: seconds per image (median of repeats after a warm-up) of the network as trained
+  (eval, batch norm unfolded, autograd on, float32), the fast path in float32 and in the reduced
+  precision, optionally compiled, and ONNX Runtime on the exported graph; each output's PSNR
+  against the network as trained.
 """
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from dataclasses import replace
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from . import gatys
+from . import gatys, metrics, precision
 from .config import GatysConfig
+from .inference import inference_model, run
 from .objective import Objective
-from .stylize import inference_model, run
 from .vgg import VGGFeatures
 
 PAPER_TABLE1 = {  # paper Table 1, GTX Titan X, seconds
@@ -83,4 +99,112 @@ def speed_rows(model: nn.Module, net: VGGFeatures, style: torch.Tensor, sizes: t
         paper = PAPER_TABLE1.get(size, {})
         row.update({f"paper_{k}": v for k, v in paper.items()})
         rows.append({**row, **machine})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# the speed benchmark: training
+
+
+def train_iterations(model: nn.Module, step: Callable, batches: Sequence[torch.Tensor], device: torch.device, *,
+                     lr: float, prec: str, channels_last: bool, readback_every_step: bool,
+                     warmup: int) -> tuple[float, list[float]]:
+    """Adam on ``step(model, batch)["total"]`` over ``batches`` (uint8 or float (B, 3, H, W)) as
+    :func:`perceptual.train.fit` runs it (autocast, gradient scaler for fp16). Returns
+    (iterations/s after ``warmup`` iterations, total loss per iteration)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=fmt).train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    scaler = precision.scaler(device, prec)
+    kept: list[torch.Tensor] = []
+    values: list[float] = []
+    start = time.perf_counter()
+    for i, batch in enumerate(batches):
+        if i == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        x = batch.to(device, non_blocking=True).float().contiguous(memory_format=fmt)
+        with precision.autocast(device, prec):
+            terms = step(model, x)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(terms["total"]).backward()
+        scaler.step(opt)
+        scaler.update()
+        if readback_every_step:
+            values.append({k: float(v.detach()) for k, v in terms.items()}["total"])
+        else:
+            kept.append(terms["total"].detach().float())
+    _sync(device)
+    seconds = time.perf_counter() - start
+    if kept:
+        values = torch.stack(kept).cpu().tolist()
+    return (len(batches) - warmup) / seconds, values
+
+
+def training_rows(case: str, make_model: Callable[[], nn.Module], step: Callable, batches: Sequence[torch.Tensor],
+                  loss_net: nn.Module | None, device: torch.device, prec: str, lr: float,
+                  warmup: int, tail: int, compile: bool = False) -> list[dict]:
+    """Eager-fp32 baseline vs the fast path (and ``torch.compile`` of it) on the same batches from
+    the same initial weights; ``loss_ratio`` = fast / fp32 mean total loss over the last ``tail``."""
+    variants = [("eager-fp32", "fp32", False, True, False), (f"fast-{prec}", prec, True, False, False)]
+    if compile:
+        variants.append((f"compiled-{prec}", prec, True, False, True))
+    rows, base = [], None
+    for name, dt, cl, readback, comp in variants:
+        if loss_net is not None:
+            loss_net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+        model = make_model()
+        run_step = torch.compile(step) if comp else step
+        rate, losses = train_iterations(model, run_step, batches, device, lr=lr, prec=dt, channels_last=cl,
+                                        readback_every_step=readback, warmup=warmup)
+        final = statistics.fmean(losses[-tail:])
+        base = base or (rate, final)
+        rows.append({"kind": "train", "case": case, "variant": name, "precision": dt,
+                     "channels_last": cl, "iterations": len(batches), "its_per_s": rate,
+                     "seconds": 1.0 / rate, "speedup": rate / base[0], "final_loss": final,
+                     "loss_ratio": final / base[1], "psnr_vs_fp32": float("nan")})
+    if loss_net is not None:
+        loss_net.to(memory_format=torch.contiguous_format)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# the speed benchmark: inference
+
+
+def inference_rows(model: nn.Module, images: dict[int, torch.Tensor], device: torch.device,
+                   precisions: Sequence[str], repeats: int, onnx_file: Path | None = None,
+                   compile: bool = False) -> list[dict]:
+    """Seconds per image for each size in ``images`` ((1, 3, s, s) in [0, 255]) and each path;
+    PSNR of every output against the network as trained (float32)."""
+    model = model.to(device).eval()
+    fast = inference_model(model, device)
+    paths: list[tuple[str, str, Callable[[torch.Tensor], torch.Tensor]]] = [
+        ("eager-fp32", "fp32", lambda x: model(x)),  # as trained: autograd on, batch norm unfolded
+        ("fast-fp32", "fp32", lambda x: run(fast, x)),
+    ]
+    for p in precisions:
+        paths.append((f"fast-{p}", p, lambda x, p=p: run(fast, x, p)))
+    if compile:
+        best = precisions[0] if precisions else "fp32"
+        compiled = torch.compile(fast, options={"freezing": True})
+        paths.append((f"compiled-{best}", best, lambda x: run(compiled, x, best)))
+    if onnx_file is not None:
+        from .export import run_onnx, session
+
+        sess = session(onnx_file)
+        paths.append(("onnxruntime-fp32", "fp32", lambda x: run_onnx(sess, x)))
+    rows = []
+    for size, image in images.items():
+        x = image.to(device)
+        reference = model(x).detach().float().cpu().clamp(0, 255)
+        base = None
+        for name, precision, fn in paths:
+            seconds = median_time(lambda: fn(x), device, repeats)
+            out = fn(x).detach().float().cpu().clamp(0, 255)
+            base = base or seconds
+            rows.append({"kind": "inference", "case": f"style-{size}", "variant": name, "precision": precision,
+                         "channels_last": name != "eager-fp32" and not name.startswith("onnx"),
+                         "size": size, "seconds": seconds, "speedup": base / seconds,
+                         "psnr_vs_fp32": metrics.psnr_rgb(reference, out)})
     return rows

@@ -102,7 +102,8 @@ def _cmd_stylize(args) -> int:
 
     report = stylize_files(args.model, args.inputs, args.output, keep_colors=args.preserve_color,
                            median=args.median, device=args.device, suffix=args.format, max_side=args.max_side,
-                           strength=args.strength, progress=not args.quiet, overwrite=args.overwrite)
+                           strength=args.strength, progress=not args.quiet, overwrite=args.overwrite,
+                           precision=args.precision, tile=args.tile)
     for path in report.written:
         print(path)
     for path, err in report.failed:
@@ -110,6 +111,33 @@ def _cmd_stylize(args) -> int:
     if report.failed:
         print(f"{len(report.failed)} of {len(report.failed) + len(report.written)} inputs failed", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _cmd_export(args) -> int:
+    from .export import export_checkpoint
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        print(f"error: {out} exists; pass --force to overwrite it", file=sys.stderr)
+        return 2
+    print(export_checkpoint(args.model, out))
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from . import experiments
+
+    profile = profiles.get(args.profile)
+    ctx = experiments.Context.create(profile, args.device)
+    print(experiments.speed_bench(ctx, tiny=args.tiny, compile=args.compile, progress=not args.quiet))
+    return 0
+
+
+def _workers(args) -> int:
+    """--workers, else several on a GPU and none on a CPU (:func:`perceptual.train.loader_workers`)."""
+    from .train import loader_workers, pick_device
+
+    return args.workers if args.workers is not None else loader_workers(pick_device(args.device))
 
 
 def _cmd_train_style(args) -> int:
@@ -125,7 +153,7 @@ def _cmd_train_style(args) -> int:
         cfg = replace(cfg, loss=replace(cfg.loss, network=args.loss_network))
     print(f"training {cfg.style} with {cfg.loss.network}; run folder {args.out}")
     print(train_style(cfg, Path(args.style), [Path(d) for d in args.data], Path(args.out), args.device,
-                      workers=args.workers, checkpoint_every=args.checkpoint_every))
+                      workers=_workers(args), checkpoint_every=args.checkpoint_every))
     return 0
 
 
@@ -140,7 +168,7 @@ def _cmd_train_sr(args) -> int:
                          f"(try {low} or {low + cfg.factor})")
     from .superres import train_sr
 
-    print(train_sr(cfg, args.method, [Path(d) for d in args.data], Path(args.out), args.device, workers=args.workers,
+    print(train_sr(cfg, args.method, [Path(d) for d in args.data], Path(args.out), args.device, workers=_workers(args),
                    checkpoint_every=args.checkpoint_every))
     return 0
 
@@ -233,8 +261,26 @@ def parser() -> argparse.ArgumentParser:
                    help="shrink larger inputs before stylising (output keeps the size)")
     s.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs are never replaced)")
     s.add_argument("--device")
+    s.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto: bf16 where the device runs it fast (CUDA, AVX512-BF16/AMX CPUs), else fp32")
+    s.add_argument("--tile", type=int, help="process in overlapping tiles of this size (default: only when an "
+                                            "image would not fit in memory; not for instance-norm models)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_stylize)
+
+    e = command("export", help="export a trained network to ONNX (dynamic size, batch norm folded)")
+    e.add_argument("model", help="model.pt or checkpoint.pt from training")
+    e.add_argument("output", help="the .onnx file to write")
+    e.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    e.set_defaults(func=_cmd_export)
+
+    bn = command("bench", help="training and inference speed: eager fp32 vs the fast paths and ONNX Runtime")
+    bn.add_argument("--profile")
+    bn.add_argument("--device")
+    bn.add_argument("--tiny", action="store_true", help="a few iterations at tiny sizes (tests)")
+    bn.add_argument("--compile", action="store_true", help="also time torch.compile (adds rows; slow to compile)")
+    bn.add_argument("-q", "--quiet", action="store_true")
+    bn.set_defaults(func=_cmd_bench)
 
     t = command("train-style", help="train a style transfer network")
     t.add_argument("--style", required=True, help="style image file")
@@ -244,7 +290,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--style-preset", choices=tuple(config.STYLES), help="the authors' per-style settings")
     t.add_argument("--name")
     for opt in ("iterations", "image-size", "style-size", "batch-size", "seed", "workers", "checkpoint-every"):
-        t.add_argument(f"--{opt}", type=NUMBERS[opt], default=0 if opt == "workers" else None)
+        t.add_argument(f"--{opt}", type=NUMBERS[opt], default=None)
     t.add_argument("--loss-network", type=loss_network, help="vgg16, vgg16-caffe, … (perceptual.vgg.SOURCES)")
     t.add_argument("--device")
     t.set_defaults(func=_cmd_train_style)
@@ -255,7 +301,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--data", nargs="+", required=True)
     r.add_argument("--out", required=True)
     for opt in ("iterations", "patch", "batch-size", "seed", "workers", "checkpoint-every"):
-        r.add_argument(f"--{opt}", type=NUMBERS[opt], default=0 if opt == "workers" else None)
+        r.add_argument(f"--{opt}", type=NUMBERS[opt], default=None)
     r.add_argument("--loss-network", type=loss_network, help="vgg16, vgg16-caffe, … (perceptual.vgg.SOURCES)")
     r.add_argument("--device")
     r.set_defaults(func=_cmd_train_sr)

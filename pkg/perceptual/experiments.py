@@ -18,9 +18,9 @@ from PIL import Image
 
 from . import bench, data, demo, gatys, images, paths, store
 from .config import STYLES, GatysConfig
+from .inference import inference_model, run
 from .objective import Objective
 from .profiles import Profile
-from .stylize import inference_model, run
 from .train import config_hash, load_model, pick_device, style_target, train_style
 from .vgg import VGGFeatures, load_vgg
 
@@ -91,10 +91,10 @@ def square_image(path: Path, size: int) -> torch.Tensor:
 
 
 def loader_workers(ctx: Context) -> int:
-    """Data-loading processes: several on a GPU box (decoding would starve the GPU), none on a CPU."""
-    import os
+    """Data-loading processes for this context's device (:func:`perceptual.train.loader_workers`)."""
+    from .train import loader_workers as workers
 
-    return min(8, os.cpu_count() or 1) if ctx.device.type == "cuda" else 0
+    return workers(ctx.device)
 
 
 def style_config(ctx: Context, style_file: str):
@@ -119,6 +119,11 @@ def style_run_dir(ctx: Context, style_file: str) -> Path:
     """The run folder of ``style_file``'s network: named by style and config hash."""
     cfg = style_config(ctx, style_file)
     return models_dir(ctx.profile) / f"style-{cfg.style}-{config_hash(cfg)}"
+
+
+def style_model_path(ctx: Context, style_file: str) -> Path:
+    """Where the trained network for ``style_file`` under this profile is (or will be)."""
+    return style_run_dir(ctx, style_file) / "model.pt"
 
 
 def style_model(ctx: Context, style_file: str, progress: bool = True) -> Path:
@@ -347,6 +352,131 @@ def speed(ctx: Context, progress: bool = True) -> Path:
                f"{p.table1_gatys_iterations} timed L-BFGS iterations per size")
     store.write_table(pd.DataFrame(rows), table, {**ctx.meta(cfg, model=str(model_path)), "key": key,
                                                  "summary": summary})
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# the speed benchmark (``perceptual bench``): training and inference fast paths
+
+
+@dataclass(frozen=True)
+class BenchSizes:
+    """The benchmark's sizes and counts (issue 12); ``TINY`` only checks that the table is written."""
+
+    style_size: int = 256  # paper §4.1
+    style_batch: int = 4  # paper §4.1
+    sr_patch: int = 288  # paper §4.2 (×4)
+    sr_batch: int = 4  # paper §4.2
+    iterations: int = 200  # the loss-agreement run; its iterations after warm-up are also timed
+    warmup: int = 10
+    tail: int = 20  # final mean loss over the last 20 iterations
+    inference_sizes: tuple[int, ...] = (256, 512, 1024)  # Table 1's sizes
+    repeats: int = 5
+
+
+BENCH = BenchSizes()
+TINY = BenchSizes(style_size=48, style_batch=2, sr_patch=48, sr_batch=2, iterations=4, warmup=1, tail=2,
+                  inference_sizes=(48, 64), repeats=1)
+
+
+def _batches(dataset, n: int, batch: int, seed: int) -> list[torch.Tensor]:
+    """The first ``n`` training batches in the training loop's order, kept as uint8."""
+    from .train import IterationSampler
+
+    sampler = IterationSampler(len(dataset), batch, seed, 0, n)
+    return [torch.stack([dataset[item] for item in sampler.batch(i)]).to(torch.uint8) for i in range(n)]
+
+
+def _bench_style_net(ctx: Context, content: list[torch.Tensor]) -> tuple[torch.nn.Module, str]:
+    """The profile's trained style network when it exists, else a seeded one whose batch-norm
+    statistics come from the content images (timing does not depend on the weights)."""
+    path = style_model_path(ctx, ctx.profile.style_file)
+    if path.is_file():
+        return load_model(path, ctx.device)[0], str(path)
+    model = _seeded_style_net(ctx.profile.style, 0).to(ctx.device).train()
+    with torch.no_grad():
+        for _ in range(3):
+            for image in content:
+                model(image.to(ctx.device))
+    return model.eval(), "untrained (seed 0, batch-norm statistics from the content images)"
+
+
+def _seeded_style_net(cfg, seed: int) -> torch.nn.Module:
+    from dataclasses import asdict
+
+    from .transformer import StyleNet
+
+    torch.manual_seed(seed)
+    return StyleNet(**asdict(cfg.net))
+
+
+def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progress: bool = True) -> Path:
+    """``results/<profile>/speed/bench.csv``: training it/s and loss agreement (style 256² batch 4,
+    SR ×4 288² patches, the profile's loss network), inference seconds per image and PSNR at 256²,
+    512², 1024²; eager fp32 vs the fast paths (:mod:`perceptual.bench`). Always measures."""
+    from .precision import resolve
+    from .superres import Patches, sr_loss
+    from .train import SquareImages, split_files
+    from .transformer import SRNet
+
+    p, sizes, device = ctx.profile, TINY if tiny else BENCH, ctx.device
+    prec = resolve("auto", device)
+    train_files, _ = split_files([ctx.data(d) for d in p.train_dirs], 0)
+    cfg = style_config(ctx, p.style_file)
+    net = ctx.net(cfg.loss.network)
+    style = style_target(ctx.data(p.style_file), cfg.style_size).to(device)
+    objective = Objective(net, cfg.loss, style)
+
+    def style_step(m, batch):
+        return objective(m(batch), objective.content_targets(batch))
+
+    def style_net():
+        return _seeded_style_net(cfg, cfg.seed)
+
+    def sr_net():
+        torch.manual_seed(sr_cfg.seed)
+        return SRNet(4)
+
+    rows = []
+    log.info("bench: style training %d², batch %d", sizes.style_size, sizes.style_batch)
+    batches = _batches(SquareImages(train_files, sizes.style_size, cfg.resize), sizes.iterations, sizes.style_batch,
+                       cfg.seed)
+    rows += bench.training_rows(f"style-{sizes.style_size}-b{sizes.style_batch}", style_net, style_step, batches, net,
+                                device, prec, cfg.lr, sizes.warmup, sizes.tail, compile)
+    sr_cfg = replace(p.sr, factor=4, patch=sizes.sr_patch, batch_size=sizes.sr_batch, loss="feat")
+    log.info("bench: SR ×4 training %d² patches, batch %d", sizes.sr_patch, sizes.sr_batch)
+    batches = _batches(Patches(train_files, sr_cfg.patch, 4, sr_cfg.blur_sigma), sizes.iterations, sr_cfg.batch_size,
+                       sr_cfg.seed)
+    sr_lossnet = net if sr_cfg.network == cfg.loss.network else ctx.net(sr_cfg.network)
+    rows += bench.training_rows(f"sr-x4-{sizes.sr_patch}-b{sizes.sr_batch}", sr_net, sr_loss(sr_cfg, "feat", sr_lossnet),
+                                batches, sr_lossnet, device, prec, sr_cfg.lr, sizes.warmup, sizes.tail, compile)
+    del batches
+
+    content = [square_image(f, max(sizes.inference_sizes)) for f in ctx.content_files(1)]
+    model, source = _bench_style_net(ctx, content)
+    inputs = {s: images.resize(content[0][0], (s, s))[None] for s in sizes.inference_sizes}
+    low = [prec] if prec != "fp32" else []
+    if device.type == "cuda" and "fp16" not in low:
+        low.append("fp16")
+    onnx_file = None
+    from .export import OnnxUnavailable, export_module
+
+    try:
+        onnx_file = export_module(model, ctx.out("speed") / "bench-style.onnx")
+    except OnnxUnavailable as err:
+        log.warning("no ONNX Runtime row: %s", err)
+    rows += bench.inference_rows(model, inputs, device, low, sizes.repeats, onnx_file, compile)
+
+    table = ctx.out("speed") / "bench.csv"
+    hw = store.hardware(device)
+    machine = {"device": str(device), "hardware": hw.get("gpu") or f"{hw['cpu']} ({hw['cpu_threads']} threads)"}
+    summary = (f"training: style {sizes.style_size}² batch {sizes.style_batch}, SR ×4 {sizes.sr_patch}² batch "
+               f"{sizes.sr_batch}, {sizes.iterations} iterations ({sizes.warmup} warm-up), loss over the last "
+               f"{sizes.tail}; inference {', '.join(f'{s}²' for s in sizes.inference_sizes)}, median of "
+               f"{sizes.repeats}; fast precision {prec}; network: {source}")
+    store.write_table(pd.DataFrame([{**r, **machine} for r in rows]), table,
+                      {**ctx.meta(sizes, style_config=cfg, sr_config=sr_cfg, tiny=tiny, compile=compile,
+                                  inference_network=source), "summary": summary})
     return table
 
 

@@ -75,3 +75,14 @@ def ssim_array(x: np.ndarray, y: np.ndarray, *, window: int = 11, sigma: float =
     sxy = _filter_valid(x * y, g) - mx * my
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
     return float(s.mean())
+
+
+def psnr_rgb(reference, test) -> float:
+    """PSNR in dB over all channels and pixels of two same-shape float images in [0, 255]
+    (tensors or arrays; not rounded, not cropped): how close two renderings of one output are
+    (precision, ONNX). Identical → inf."""
+    a, b = np.asarray(reference, dtype=np.float64), np.asarray(test, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"image shapes differ: {a.shape} vs {b.shape}")
+    mse = float(np.mean((a - b) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)

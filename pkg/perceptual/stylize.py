@@ -1,8 +1,8 @@
 """Applying a trained style network: the fast inference path and ``perceptual stylize``.
 
-Fast path (:func:`inference_model`): batch norm folded into the preceding (transposed)
-convolution, no autograd (``torch.inference_mode``), channels-last memory on the CPU. The result
-equals the eval-mode network up to float rounding.
+Fast path (:mod:`perceptual.inference`): batch norm folded into the preceding (transposed)
+convolution, no autograd, channels-last memory, bf16/fp16 where the device runs it fast
+(``precision``), and overlapping tiles for images too large for memory (``tile``).
 
 Options: ``preserve_color`` keeps the content image's colours — the output's luminance Y is
 combined with the input's chroma (BT.601 YCbCr); ``median`` applies the authors' 3×3 median
@@ -18,7 +18,6 @@ are applied: a super-resolution model is refused with a clear error.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from dataclasses import dataclass, field
@@ -31,54 +30,11 @@ from torch import nn
 
 from . import images
 from .data import list_images
+from .inference import inference_model, process
+from .precision import resolve
 from .train import load_model, pick_device
 
 log = logging.getLogger("perceptual.stylize")
-
-
-# ---------------------------------------------------------------------------------------------
-# fast inference
-
-
-def _fold(conv: nn.Module, bn: nn.BatchNorm2d) -> None:
-    """Fold an eval-mode BatchNorm into ``conv`` in place: w' = w·γ/σ, b' = (b − μ)·γ/σ + β."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
-    shape = (1, -1, 1, 1) if isinstance(conv, nn.ConvTranspose2d) else (-1, 1, 1, 1)  # C_out axis
-    conv.weight.data = conv.weight.data * scale.view(shape)
-    bias = conv.bias.data if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
-
-
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every conv → BatchNorm pair folded into the conv."""
-    model = copy.deepcopy(model).eval()
-    for module in model.modules():
-        if not isinstance(module, nn.Sequential):
-            continue
-        children = list(module.named_children())
-        for (_, first), (name, second) in zip(children, children[1:]):
-            conv = first[-1] if isinstance(first, nn.Sequential) else first  # nearest-upsample + conv
-            if isinstance(second, nn.BatchNorm2d) and isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
-                _fold(conv, second)
-                setattr(module, name, nn.Identity())
-    return model
-
-
-def inference_model(model: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
-    """The fast path: folded, frozen, eval; channels-last on the CPU."""
-    fast = fold_batchnorm(model).requires_grad_(False).to(device)
-    if torch.device(device).type == "cpu":
-        fast = fast.to(memory_format=torch.channels_last)
-    return fast
-
-
-def run(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Apply the (fast) model to (B, 3, H, W) in [0, 255] without autograd."""
-    with torch.inference_mode():
-        x = batch.to(next(model.parameters()).device)
-        if x.device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        return model(x).contiguous()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,10 +75,12 @@ MIN_SIDE = 44  # the 40 px reflection pad needs ≥ 41; 44 keeps the multiple-of
 
 
 def stylize_image(model: nn.Module, image: torch.Tensor, keep_colors: bool = False, median: bool = False,
-                  max_side: int | None = None, strength: float = 1.0) -> torch.Tensor:
+                  max_side: int | None = None, strength: float = 1.0, precision: str = "fp32",
+                  tile: int | None = None) -> torch.Tensor:
     """(3, H, W) in [0, 255] → stylised (3, H, W). ``max_side`` shrinks large inputs first
     (the output is resized back to the input size); ``strength`` < 1 blends the result with the
-    input (0: the input, 1: the network's output)."""
+    input (0: the input, 1: the network's output); ``precision`` (resolved) and ``tile``: see
+    :func:`perceptual.inference.process`."""
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
     h, w = image.shape[-2:]
@@ -132,7 +90,7 @@ def stylize_image(model: nn.Module, image: torch.Tensor, keep_colors: bool = Fal
     ph, pw = max(0, MIN_SIDE - x.shape[-2]), max(0, MIN_SIDE - x.shape[-1])
     if ph or pw:
         x = F.pad(x[None], (0, pw, 0, ph), mode="replicate")[0]
-    y = run(model, x[None])[0].cpu()[..., : x.shape[-2] - ph, : x.shape[-1] - pw]
+    y = process(model, x[None], precision, tile)[0][..., : x.shape[-2] - ph, : x.shape[-1] - pw]
     if y.shape[-2:] != (h, w):
         y = images.resize(y, (h, w))
     if median:
@@ -226,20 +184,23 @@ def load_style_model(checkpoint: str | Path, device: torch.device) -> tuple[nn.M
 def stylize_files(checkpoint: str | Path, inputs: Sequence[str | Path], output_dir: str | Path,
                   keep_colors: bool = False, median: bool = False, device: str | None = None,
                   suffix: str = ".png", max_side: int | None = None, strength: float = 1.0,
-                  progress: bool = True, overwrite: bool = False) -> Report:
+                  progress: bool = True, overwrite: bool = False, precision: str = "auto",
+                  tile: int | None = None) -> Report:
     """Stylise files and/or folders into ``output_dir``. The model and every output name are
     checked before any work (:func:`plan_outputs`); unreadable files are reported by name and
-    skipped; the rest finish."""
+    skipped; the rest finish. ``precision``: auto | fp32 | bf16 | fp16
+    (:func:`perceptual.precision.resolve`); ``tile``: force tiles of this size."""
     from tqdm.auto import tqdm
 
     dev = pick_device(device)
     model, meta = load_style_model(checkpoint, dev)
     plan = plan_outputs(inputs, output_dir, suffix, overwrite)
     fast = inference_model(model, dev)
+    prec = resolve(precision, dev)
     report = Report()
     for path, dst in tqdm(plan, desc=f"stylize ({meta.get('style', '?')})", disable=not progress):
         try:
-            out = stylize_image(fast, images.read_image(path), keep_colors, median, max_side, strength)
+            out = stylize_image(fast, images.read_image(path), keep_colors, median, max_side, strength, prec, tile)
             report.written.append(images.write_image(out, dst, overwrite=overwrite))
         except (images.ImageError, FileExistsError) as err:
             log.info("skipped: %s", err)

@@ -111,6 +111,26 @@ def sr_input(method: str, lr: torch.Tensor, factor: int) -> torch.Tensor:
     return upsample_bicubic(lr, factor) if method == "srcnn" else lr
 
 
+def sr_loss(cfg: SRConfig, method: str, net: nn.Module | None):
+    """The training step's loss terms for a batch of HR patches (B, 3, P, P): degrade, run the
+    network, ℓ_pixel or ℓ_feat (``net`` at ``cfg.feature_layer``) plus optional TV."""
+
+    def loss(m: nn.Module, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        lr = degrade(hr, cfg.factor, cfg.blur_sigma)
+        out = m(sr_input(method, lr, cfg.factor))
+        if cfg.loss == "pixel":
+            main = losses.pixel_loss(out, hr)
+        else:
+            layer = cfg.feature_layer
+            with torch.no_grad():
+                target = net(hr, [layer])[layer]
+            main = losses.feature_loss(net(out, [layer])[layer], target)
+        tv = cfg.tv_weight * losses.tv_loss(out) if cfg.tv_weight else out.new_zeros(())
+        return {"total": main + tv, cfg.loss: main, "tv": tv}
+
+    return loss
+
+
 def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Path,
              device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
              stop_after: int | None = None, checkpoint_every: int | None = None) -> Path:
@@ -139,22 +159,9 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
                                            precision=precision.resolve(cfg.precision, device),
                                            train_images=len(train_files))}
 
-    def loss(m: nn.Module, hr: torch.Tensor) -> dict[str, torch.Tensor]:
-        lr = degrade(hr, cfg.factor, cfg.blur_sigma)
-        out = m(sr_input(method, lr, cfg.factor))
-        if cfg.loss == "pixel":
-            main = losses.pixel_loss(out, hr)
-        else:
-            layer = cfg.feature_layer
-            with torch.no_grad():
-                target = net(hr, [layer])[layer]
-            main = losses.feature_loss(net(out, [layer])[layer], target)
-        tv = cfg.tv_weight * losses.tv_loss(out) if cfg.tv_weight else out.new_zeros(())
-        return {"total": main + tv, cfg.loss: main, "tv": tv}
-
-    return fit(model, loss, data, cfg, run_dir=run_dir, meta=meta, val_batch=val_hr, device=device, workers=workers,
-               progress=progress, desc=f"SR ×{cfg.factor} {method}", stop_after=stop_after,
-               checkpoint_every=checkpoint_every)
+    return fit(model, sr_loss(cfg, method, net), data, cfg, run_dir=run_dir, meta=meta, val_batch=val_hr,
+               device=device, workers=workers, progress=progress, desc=f"SR ×{cfg.factor} {method}",
+               stop_after=stop_after, checkpoint_every=checkpoint_every)
 
 
 # ---------------------------------------------------------------------------------------------

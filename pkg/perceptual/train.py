@@ -75,6 +75,14 @@ def config_hash(cfg) -> str:
     return hashlib.sha256(json.dumps(store.to_jsonable(cfg), sort_keys=True).encode()).hexdigest()[:10]
 
 
+def loader_workers(device: torch.device) -> int:
+    """Data-loading processes: several on a GPU (decoding would starve it), none on a CPU, where
+    they would take cores from the training itself."""
+    import os
+
+    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+
+
 def pick_device(device: str | None = None) -> torch.device:
     """``None``/"auto": CUDA when available (``DEVICE`` env var overrides), else CPU."""
     import os
@@ -422,8 +430,10 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
                 save_model()
                 log.info("wrote %s from the final checkpoint", files.model)
             return files.model
+        torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed sizes: autotune the convolutions once
         loader = DataLoader(dataset, batch_sampler=IterationSampler(len(dataset), cfg.batch_size, seed, start, iterations),
-                            num_workers=workers, pin_memory=device.type == "cuda")
+                            num_workers=workers, pin_memory=device.type == "cuda",
+                            prefetch_factor=4 if workers else None)  # decoded photos are cached per worker
         end = min(iterations, stop_after) if stop_after else iterations
         bar = tqdm(total=end - start, initial=0, desc=desc, disable=not progress)
         pending: list[tuple[int, torch.Tensor]] = []  # (iteration, stacked loss terms on the device)

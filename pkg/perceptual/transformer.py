@@ -142,8 +142,8 @@ class StyleNet(nn.Module):
                              f"got {h}×{w}; use padding='zero' for smaller images")
         ph, pw = -h % 4, -w % 4  # pad to a multiple of 4, crop back below
         y = _to_unit(x)
-        if ph or pw:
-            y = F.pad(y, (0, pw, 0, ph), mode="reflect" if min(h, w) > 3 else "replicate")
+        # always padded (by 0 when already a multiple of 4): one graph for every size (ONNX export)
+        y = F.pad(y, (0, pw, 0, ph), mode="reflect" if min(h, w) > 3 else "replicate")
         y = self.out(self.up(self.res(self.down(self.pad(y)))))
         return OUTPUTS[self.arch["output"]](y[..., :h, :w])
 

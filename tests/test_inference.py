@@ -1,0 +1,129 @@
+"""The inference fast path: reduced precision, receptive-field probe, tiles, ONNX export."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from perceptual import cli, demo, export, images, inference, metrics, store
+from perceptual.transformer import SRNet, StyleNet
+
+
+def calibrated(model: nn.Module) -> nn.Module:
+    """Non-trivial batch-norm statistics, then eval."""
+    torch.manual_seed(0)
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(4, 3, 64, 64) * 255)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    torch.manual_seed(0)
+    return calibrated(StyleNet(width=8))
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """A real photograph (scikit-image's astronaut), an odd size that is no multiple of 4."""
+    return images.resize(images.from_array(demo.sample("astronaut")), (203, 238))  # (3, H, W)
+
+
+def save_model(model: nn.Module, path):
+    store.atomic_torch_save({"model": model.state_dict(), "meta": {"kind": "style", "arch": model.arch}}, path)
+    return path
+
+
+def test_ramp_by_hand_and_neighbours_sum_to_one():
+    # width 6, cut 1, linear: t = (j + 0.5 − 1) / 4 clamped → 0, .125, .375, .625, .875, 1
+    assert inference._ramp(6, 1, "linear").tolist() == pytest.approx([0, 0.125, 0.375, 0.625, 0.875, 1])
+    for blend in inference.BLENDS:
+        rise = inference._ramp(40, 12, blend)
+        assert torch.allclose(rise + rise.flip(0), torch.ones(40))  # the falling edge of the other tile
+        assert rise[:12].abs().max() == 0 and rise[-12:].min() == 1
+
+
+def test_tile_origins_cover_the_axis():
+    assert inference._starts(100, 40, 16) == [0, 24, 48, 60]
+    assert inference._starts(30, 40, 16) == [0]
+
+
+def test_receptive_radius_measured():
+    # 5×5 then 3×3 convolution: an input pixel reaches 2 + 1 = 3 px; the probe adds the alignment (1)
+    net = nn.Sequential(nn.Conv2d(3, 4, 5, padding=2), nn.ReLU(), nn.Conv2d(4, 3, 3, padding=1))
+    assert inference.receptive_radius(net) == 4
+    geo = inference.geometry(inference.inference_model(StyleNet(width=8)))
+    assert (geo.scale, geo.align, geo.instance_norm) == (1, 4, False)  # two stride-2 convolutions
+    assert inference.geometry(SRNet(4, channels=8, blocks=1)).scale == 4
+
+
+def test_tiled_matches_untiled_away_from_tile_borders(small_net, photo):
+    fast = inference.inference_model(small_net)
+    radius = inference.receptive_radius(fast)
+    assert 40 < radius < 80  # the style net's reach: 9×9, two stride-2, ten unpadded 3×3 at ¼, …
+    full = inference.run(fast, photo[None])
+    tiled = inference.run_tiled(fast, photo[None], tile=160)  # 2×2 tiles, overlap 2·radius + 16
+    assert tiled.shape == full.shape
+    assert (tiled - full).abs().max() < 0.5
+    # the same tiles with a small overlap leave seams: the comparison can fail
+    seams = inference.run_tiled(fast, photo[None], tile=96, overlap=16)
+    assert (seams - full).abs().max() > 0.5
+
+
+def test_automatic_tiles_when_over_budget(small_net, photo):
+    fast = inference.inference_model(small_net)
+    assert inference.auto_tile(fast, (1, 3, 203, 238), budget=10 ** 12) is None
+    tile = inference.auto_tile(fast, (1, 3, 203, 238), budget=10 ** 6)
+    assert tile == 2 * inference.default_overlap(fast)  # the smallest useful tile
+    out = inference.process(fast, photo[None], budget=10 ** 6)
+    assert (out - inference.run(fast, photo[None])).abs().max() < 0.5
+
+
+def test_instance_norm_is_not_tiled_on_request(photo):
+    fast = inference.inference_model(calibrated(StyleNet(width=8, norm="instance")))
+    with pytest.raises(ValueError, match="instance-norm"):
+        inference.process(fast, photo[None], tile=160)
+
+
+def test_bf16_output_close_to_fp32(small_net, photo):
+    fast = inference.inference_model(small_net)
+    ref = inference.run(fast, photo[None]).clamp(0, 255)
+    low = inference.run(fast, photo[None], "bf16")
+    assert low.dtype == torch.float32 and low.shape == ref.shape
+    assert 40 <= metrics.psnr_rgb(ref, low.clamp(0, 255)) < math.inf  # rounded, but close
+
+
+def test_psnr_rgb_by_hand():
+    a = torch.zeros(3, 2, 2)
+    b = a.clone()
+    b[0, 0, 0] = 12.0  # MSE = 144 / 12 = 12
+    assert metrics.psnr_rgb(a, b) == pytest.approx(10 * math.log10(255 ** 2 / 12))
+    assert metrics.psnr_rgb(a, a) == math.inf
+
+
+def test_stylize_cli_precision_and_tiles(tmp_path, small_net):
+    model = save_model(small_net, tmp_path / "model.pt")
+    src = tmp_path / "in" / "photo.png"
+    images.write_image(images.from_array(demo.sample("chelsea")), src)
+    for extra in (["--precision", "fp32", "--tile", "160"], ["--precision", "bf16"]):
+        out = tmp_path / f"out{len(extra)}"
+        assert cli.main(["stylize", str(model), str(src), "-o", str(out), "-q", *extra]) == 0
+        assert images.read_image(out / "photo.png").shape == images.read_image(src).shape
+
+
+@pytest.mark.slow
+def test_onnx_export_matches_pytorch_on_real_images(tmp_path, small_net, photo, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    model = save_model(small_net, tmp_path / "model.pt")
+    out = tmp_path / "style.onnx"
+    assert cli.main(["export", str(model), str(out)]) == 0
+    assert cli.main(["export", str(model), str(out)]) == 2  # never overwritten unless asked
+    assert "--force" in capsys.readouterr().err
+    other = images.resize(images.from_array(demo.sample("chelsea")), (97, 130))  # dynamic height and width
+    assert min(export.check(small_net, out, [photo, other])) >= 45
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props["perceptual.kind"] == "style"
