@@ -105,5 +105,8 @@ def test_runners_use_the_authors_per_style_weights():
     assert (cfg.loss.content_weight, cfg.loss.style_weight, cfg.loss.tv_weight) == (1.0, 3.0, 1e-5)
     assert (cfg.style, cfg.iterations, cfg.image_size) == ("starry_night", 600, 128)  # the profile's schedule
     assert experiments.style_config(ctx, "styles/fast-neural-style/la_muse.jpg").loss.tv_weight == 1e-5
+    wave = experiments.style_config(ctx, "styles/fast-neural-style/wave.jpg")  # the table's `file` column
+    assert (wave.style, wave.loss.tv_weight, wave.loss.style_weight) == ("the_wave", 1e-4, 5.0)
+    assert experiments.style_config(ctx, "styles/pytorch-examples/candy.jpg").loss.tv_weight == 1e-6  # not listed
     demo_ctx = experiments.Context.create(profiles.get("demo", gpu=False), "cpu")
     assert experiments.style_config(demo_ctx, demo.STYLE_FILE).loss.style_weight == 0.2  # not in the table
