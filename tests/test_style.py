@@ -90,7 +90,8 @@ def test_crash_between_checkpoints_resumes_without_duplicate_rows(tmp_path, demo
             calls["n"] += 1
             return {"total": (m(batch) - batch).pow(2).mean()}
 
-        return train.fit(model, step, data, cfg, run_dir=tmp_path / folder, meta=meta, progress=False)
+        return train.fit(model, step, data, cfg, run_dir=tmp_path / folder, meta=meta, progress=False,
+                         sync_every=1)  # rows written every iteration, so some follow the checkpoint
 
     full = run("a")
     with pytest.raises(KeyboardInterrupt):

@@ -24,6 +24,7 @@ from . import paths, profiles, store
 # chapter → the computation it needs (run before the notebooks, with progress bars)
 CHAPTERS: dict[str, str | None] = {
     "intro": None,
+    "claims": None,  # reads what the other chapters computed (run last among notebooks)
     "methods": None,
     "inversion": "inversion",
     "objective": "objective",

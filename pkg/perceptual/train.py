@@ -7,7 +7,10 @@ What :func:`fit` guarantees:
 - tqdm progress with the loss terms, a CSV loss log (``log.csv``), a text log (``train.log``),
   validation loss on held-out images (``val.csv``);
 - a NaN/inf guard that stops with :class:`TrainingDiverged` and keeps the last good checkpoint;
-- CUDA when present (bf16 autocast with ``amp=True``), CPU otherwise.
+- CUDA when present, CPU otherwise; mixed precision per ``cfg.precision`` (:mod:`perceptual.precision`:
+  bf16 autocast where the device runs it fast, fp32 master weights, optimiser state and losses),
+  channels-last tensors, and loss terms kept on the device and read back every ``sync_every``
+  iterations (one host sync per N steps; the CSV log still gets every iteration's values).
 
 Style training (:func:`train_style`, paper §4.1): one network per style image on a folder of
 photos resized to 256² (``resize`` rule: ``warp`` = the paper's plain resize; see
@@ -29,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from . import images, store
+from . import images, precision, store
 from .config import StyleTrainConfig
 from .data import list_images
 from .objective import Objective
@@ -194,11 +197,11 @@ def _append_row(path: Path, row: dict) -> None:
 def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, torch.Tensor]],
         dataset: Dataset, cfg, *, run_dir: Path, meta: dict, val_batch: torch.Tensor | None = None,
         device: torch.device | None = None, workers: int = 0, progress: bool = True, desc: str = "train",
-        stop_after: int | None = None) -> Path:
+        stop_after: int | None = None, sync_every: int = 50) -> Path:
     """Train ``model`` with Adam on ``step``'s ``"total"``; resumable from ``run_dir``.
 
-    ``cfg`` supplies iterations, batch_size, lr, seed, checkpoint_every, val_every and amp (a
-    StyleTrainConfig or SRConfig). Validation is ``step`` on ``val_batch`` in eval mode.
+    ``cfg`` supplies iterations, batch_size, lr, seed, checkpoint_every, val_every and precision (a
+    StyleTrainConfig or SRConfig). Loss terms are read back every ``sync_every`` iterations. Validation is ``step`` on ``val_batch`` in eval mode.
     ``meta`` (config, kind, architecture, …) is stored in every checkpoint; a checkpoint whose
     ``meta["config_hash"]`` differs is refused. ``stop_after`` ends early (tests: interruption).
     Returns ``model.pt`` when finished, else the checkpoint.
@@ -214,8 +217,10 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
     log.setLevel(logging.INFO)
     try:
         torch.manual_seed(seed)
-        model.to(device).train()
+        prec = precision.resolve(cfg.precision, device)
+        precision.channels_last(model.to(device)).train()
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        scaler = precision.scaler(device, prec)
         start = 0
         if files.checkpoint.is_file():
             ckpt = torch.load(files.checkpoint, map_location=device, weights_only=False)
@@ -229,7 +234,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             start = ckpt["iteration"]
             log.info("resumed from %s at iteration %d", files.checkpoint, start)
         else:
-            log.info("start: %s, %d iterations on %s", desc, iterations, device)
+            log.info("start: %s, %d iterations on %s, precision %s", desc, iterations, device, prec)
         _keep_rows_until(files.log_csv, start - 1)  # rows after the checkpoint will be written again
         _keep_rows_until(files.val_csv, start)
         if start >= iterations:
@@ -237,42 +242,63 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         loader = DataLoader(dataset, batch_sampler=IterationSampler(len(dataset), cfg.batch_size, seed, start, iterations),
                             num_workers=workers, pin_memory=device.type == "cuda")
         end = min(iterations, stop_after) if stop_after else iterations
-        use_amp = cfg.amp and device.type == "cuda"
         bar = tqdm(total=end - start, initial=0, desc=desc, disable=not progress)
+        pending: list[tuple[int, torch.Tensor]] = []  # (iteration, stacked loss terms on the device)
+        names: list[str] = []
+        last: dict[str, float] = {}
+
+        def flush() -> None:
+            """Read the pending loss terms back (one host sync), log them, stop on NaN/inf."""
+            if not pending:
+                return
+            rows = torch.stack([v for _, v in pending]).float().cpu().tolist()
+            for (i, _), row in zip(pending, rows):
+                values = dict(zip(names, row))
+                if not all(math.isfinite(v) for v in row):
+                    log.error("non-finite loss %s at iteration %d; last good checkpoint kept", values, i)
+                    raise TrainingDiverged(f"{desc}: loss became {values} at iteration {i}; stopped. The last "
+                                           f"good checkpoint is {files.checkpoint} (lower the learning rate or "
+                                           "the loss weights)")
+                _append_row(files.log_csv, {"iteration": i, **values})
+            bar.update(len(pending))
+            last.update(values)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
+            pending.clear()
 
         def save(it: int) -> None:
             store.atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                      "rng": torch.get_rng_state(), "iteration": it, "meta": meta},
                                     files.checkpoint)
 
-        it = start
+        done = start
         for it, batch in enumerate(loader, start=start):
             if it >= end:
                 break
-            batch = batch.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            with precision.autocast(device, prec):
                 terms = step(model, batch)
-            values = {k: float(v.detach()) for k, v in terms.items()}
-            if not all(math.isfinite(v) for v in values.values()):
-                log.error("non-finite loss %s at iteration %d; last good checkpoint kept", values, it)
-                raise TrainingDiverged(f"{desc}: loss became {values} at iteration {it}; stopped. The last "
-                                       f"good checkpoint is {files.checkpoint} (lower the learning rate or "
-                                       "the loss weights)")
+            names = list(terms)
+            pending.append((it, torch.stack([v.detach().float() for v in terms.values()])))
             opt.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            opt.step()
-            _append_row(files.log_csv, {"iteration": it, **values})
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})
+            scaler.scale(terms["total"]).backward()
+            scaler.step(opt)
+            scaler.update()
             done = it + 1
-            if val_batch is not None and cfg.val_every and (done % cfg.val_every == 0 or done == iterations):
-                _append_row(files.val_csv, {"iteration": done, "val_total": _validate(model, step, val_batch, device)})
-            if done % cfg.checkpoint_every == 0 or done == end:
+            validate = val_batch is not None and cfg.val_every and (done % cfg.val_every == 0 or done == iterations)
+            checkpoint = done % cfg.checkpoint_every == 0 or done == end
+            if len(pending) >= sync_every or validate or checkpoint:
+                flush()  # a checkpoint is written only after its losses were seen to be finite
+            if validate:
+                with precision.autocast(device, prec):
+                    val = _validate(model, step, val_batch, device)
+                _append_row(files.val_csv, {"iteration": done, "val_total": val})
+            if checkpoint:
                 save(done)
-                log.info("iteration %d: %s; checkpoint written", done, {k: f"{v:.4g}" for k, v in values.items()})
+                log.info("iteration %d: %s; checkpoint written", done, {k: f"{v:.4g}" for k, v in last.items()})
+        flush()
         bar.close()
         model.eval()
-        if it + 1 >= iterations:
+        if done >= iterations:
             log.info("finished %d iterations", iterations)
             store.atomic_torch_save({"model": model.state_dict(), "meta": meta}, files.model)
         return files.model if files.model.is_file() else files.checkpoint
@@ -325,7 +351,7 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
                 stop_after: int | None = None) -> Path:
     """Train one style network; returns the path of ``model.pt`` (or the checkpoint if stopped)."""
     device = pick_device(device) if not isinstance(device, torch.device) else device
-    net = load_vgg(cfg.loss.network, device, pool=cfg.loss.pool)
+    net = precision.channels_last(load_vgg(cfg.loss.network, device, pool=cfg.loss.pool))
     objective = Objective(net, cfg.loss, style_target(style_file, cfg.style_size).to(device))
     train_files, val_files = split_files(train_dirs, cfg.val_images)
     val = torch.stack([images.square(images.read_image(f), cfg.image_size, cfg.resize) for f in val_files]) \
@@ -335,6 +361,7 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
     meta = {"kind": "style", "arch": model.arch, "style": cfg.style, "style_file": str(style_file),
             "loss_network": cfg.loss.network, "config_hash": config_hash(cfg),
             "provenance": store.provenance(cfg, cfg.seed, cfg.loss.network, device,
+                                           precision=precision.resolve(cfg.precision, device),
                                            train_images=len(train_files), val_images=len(val_files))}
 
     def step(m: nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:

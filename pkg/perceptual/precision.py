@@ -1,0 +1,77 @@
+"""Numeric precision for training and inference: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
+
+``auto`` picks bf16 where the device runs it fast and fp32 elsewhere — detected, not assumed:
+CUDA devices that support bf16 (Ampere and newer), and CPUs whose flags list AVX512-BF16 or
+AMX-BF16 (``/proc/cpuinfo``). fp16 is CUDA-only (it needs a gradient scaler, :func:`scaler`).
+
+Mixed precision here is autocast: convolutions and matrix products run in the low precision,
+while the master weights, the optimiser state, Gram matrices and every loss reduction stay fp32
+(:mod:`perceptual.losses` computes them under ``autocast(enabled=False)`` in float32).
+"""
+from __future__ import annotations
+
+import contextlib
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it does not exist)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def cpu_has_fast_bf16(flags: frozenset[str] | None = None) -> bool:
+    """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX-BF16)."""
+    flags = cpu_flags() if flags is None else flags
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def resolve(name: str, device: torch.device | str) -> str:
+    """``auto`` → the fastest safe precision on ``device``; an explicit name is checked."""
+    device = torch.device(device)
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    if name == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs a CUDA device (use bf16 or fp32 on the CPU)")
+    return name
+
+
+def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast for a resolved precision (a no-op context for fp32)."""
+    device = torch.device(device)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=DTYPES[precision])
+
+
+def scaler(device: torch.device | str, precision: str) -> torch.amp.GradScaler:
+    """A gradient scaler, enabled for fp16 only (bf16 has fp32's range)."""
+    device = torch.device(device)
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def fp32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as float32 (loss reductions and Gram matrices are computed in fp32)."""
+    return x.float()
+
+
+def channels_last(module: torch.nn.Module) -> torch.nn.Module:
+    """The module's 4-D parameters in channels-last layout (faster convolutions on CPU and GPU)."""
+    return module.to(memory_format=torch.channels_last)
