@@ -157,7 +157,7 @@ def test_evaluation_runner(tmp_path, demo_root):
         assert (tmp_path / "out" / f"Tiny_cat_x4_{name}.png").is_file()
     summary = superres.summarise(per_image, {"lpips": "not computed: no weights"})
     assert list(summary.columns) == ["dataset", "factor", "protocol", "method", "matched", "psnr", "ssim",
-                                     "images", "lpips"]
+                                     "grad_ratio", "hf_ratio", "hatch_peak", "images", "lpips"]
     assert len(summary) == 6 and (summary.lpips == "not computed: no weights").all()
     with pytest.raises(ValueError, match="unknown evaluation protocol"):
         superres.evaluate([("Tiny", hr_dir)], 4, {}, tmp_path / "out", torch.device("cpu"), protocols=("matlab",))

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import images, losses, metrics, precision, similarity, store
+from . import detail, images, losses, metrics, precision, similarity, store
 from .config import SRConfig
 from .data import list_images
 from .resize import imresize
@@ -234,7 +234,8 @@ def evaluate(sets: Sequence[tuple[str, Path]], factor: int, models: dict[str, Pa
     (same crop) for bicubic and every model given, under every protocol in ``protocols``.
 
     ``models`` maps a method (srcnn, srcnn-published, pixel, feat) to a checkpoint or a network.
-    Rows: dataset, image, factor, protocol, method, matched, psnr, ssim, <metric>…. The first
+    Rows: dataset, image, factor, protocol, method, matched, psnr, ssim, <perceptual metric>…, and
+    the detail measures of :func:`perceptual.detail.sr_measures` (same crop). The first
     ``save_images`` of each set are saved (HR, LR, every output) under the default protocol.
     """
     from tqdm.auto import tqdm
@@ -260,11 +261,12 @@ def evaluate(sets: Sequence[tuple[str, Path]], factor: int, models: dict[str, Pa
                 for method, match in variants(list(loaded)):
                     out = super_resolve(method, lr, factor, loaded.get(method), match)
                     out8 = images.to_uint8(out)
+                    crop = out8[factor:-factor, factor:-factor]
                     rows.append({"dataset": set_name, "image": path.stem, "factor": factor, "protocol": protocol,
                                  "method": method, "matched": match,
                                  "psnr": metrics.psnr_y(hr8, out8, border=factor),
                                  "ssim": metrics.ssim_y(hr8, out8, border=factor),
-                                 **{m.name: m(ref, out8[factor:-factor, factor:-factor]) for m in perceptual}})
+                                 **{m.name: m(ref, crop) for m in perceptual}, **detail.sr_measures(ref, crop)})
                     if save:
                         images.write_image(out, out_dir / image_name(set_name, path.stem, factor, method, match))
     return pd.DataFrame(rows)
