@@ -41,6 +41,19 @@ def test_deviation_table_is_generated():
     assert all(rows.source.str.len() > 0)
 
 
+def test_deviation_table_against_eq4_as_printed_and_the_runs_values():
+    from perceptual import experiments
+
+    rows = config.deviations(config.as_printed(), config.REFERENCE, names=("paper", "reference")).set_index("setting")
+    assert rows.loc["style.loss.gram_norm", "paper"] == "paper" and rows.loc["style.loss.gram_norm", "reference"] == "reference"
+    assert rows.loc["gatys.loss.gram_norm", "paper"] == "paper"
+    ctx = experiments.Context.create(profiles.get("small", gpu=False), "cpu")
+    run = experiments.build_preset(ctx)
+    assert run.gatys.iterations == ctx.profile.fig5_iterations == 100  # the profile's L-BFGS count, not 500
+    assert run.style.loss.tv_weight == run.gatys.loss.tv_weight == 1e-5  # la_muse's per-style λ_TV
+    assert run.style.loss.gram_norm == "reference"
+
+
 def test_style_table_applies():
     cfg = config.style_preset("the_scream")
     assert (cfg.net.norm, cfg.loss.content_weight, cfg.loss.style_weight, cfg.loss.tv_weight) == \
