@@ -94,3 +94,12 @@ def test_publish_then_compare(results, tmp_path):
     assert diff.within.sum() == len(diff) - 1
     with pytest.raises(ValueError, match="MB"):
         published.publish("p", budget_mb=0.001, source=results / "p", target=tmp_path / "pub2" / "p")
+
+
+def test_sr_table_reads_the_standard_protocol_and_matched_outputs(tmp_path):
+    rows = [{"protocol": p, "dataset": "Set5", "factor": 4, "method": m, "matched": hm, "psnr": 20.0 + i, "ssim": 0.5}
+            for i, (p, m, hm) in enumerate((p, m, hm) for p in ("standard", "paper-blur")
+                                           for m, hm in (("bicubic", False), ("feat", False), ("feat", True)))]
+    store.write_table(pd.DataFrame(rows), tmp_path / "q/superres/sr_summary.csv", {})
+    s = claims.sr_table(claims.Results("q", tmp_path))
+    assert list(zip(s.method, s.matched, s.psnr)) == [("bicubic", False, 20.0), ("feat", True, 22.0)]

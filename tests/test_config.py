@@ -41,6 +41,19 @@ def test_deviation_table_is_generated():
     assert all(rows.source.str.len() > 0)
 
 
+def test_deviation_table_against_eq4_as_printed_and_the_runs_values():
+    from perceptual import experiments
+
+    rows = config.deviations(config.as_printed(), config.REFERENCE, names=("paper", "reference")).set_index("setting")
+    assert rows.loc["style.loss.gram_norm", "paper"] == "paper" and rows.loc["style.loss.gram_norm", "reference"] == "reference"
+    assert rows.loc["gatys.loss.gram_norm", "paper"] == "paper"
+    ctx = experiments.Context.create(profiles.get("small", gpu=False), "cpu")
+    run = experiments.build_preset(ctx)
+    assert run.gatys.iterations == ctx.profile.fig5_iterations == 100  # the profile's L-BFGS count, not 500
+    assert run.style.loss.tv_weight == run.gatys.loss.tv_weight == 1e-5  # la_muse's per-style λ_TV
+    assert run.style.loss.gram_norm == "reference"
+
+
 def test_style_table_applies():
     cfg = config.style_preset("the_scream")
     assert (cfg.net.norm, cfg.loss.content_weight, cfg.loss.style_weight, cfg.loss.tv_weight) == \
@@ -105,5 +118,8 @@ def test_runners_use_the_authors_per_style_weights():
     assert (cfg.loss.content_weight, cfg.loss.style_weight, cfg.loss.tv_weight) == (1.0, 3.0, 1e-5)
     assert (cfg.style, cfg.iterations, cfg.image_size) == ("starry_night", 600, 128)  # the profile's schedule
     assert experiments.style_config(ctx, "styles/fast-neural-style/la_muse.jpg").loss.tv_weight == 1e-5
+    wave = experiments.style_config(ctx, "styles/fast-neural-style/wave.jpg")  # the table's `file` column
+    assert (wave.style, wave.loss.tv_weight, wave.loss.style_weight) == ("the_wave", 1e-4, 5.0)
+    assert experiments.style_config(ctx, "styles/pytorch-examples/candy.jpg").loss.tv_weight == 1e-6  # not listed
     demo_ctx = experiments.Context.create(profiles.get("demo", gpu=False), "cpu")
     assert experiments.style_config(demo_ctx, demo.STYLE_FILE).loss.style_weight == 0.2  # not in the table

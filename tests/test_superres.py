@@ -1,6 +1,8 @@
 """Super-resolution: metrics by hand, degradation sizes, histogram matching, training, evaluation."""
 import math
+import os
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from PIL import Image
 
 from perceptual import demo, images, metrics, superres
 from perceptual.config import PAPER
+from perceptual.resize import imresize
 
 
 def test_y_channel_bt601():
@@ -16,15 +19,25 @@ def test_y_channel_bt601():
     assert np.allclose(metrics.rgb_to_y(px)[0], [16.0, 235.0, 81.481, 144.553, 40.966])
 
 
+def test_y_rounded_as_matlab_rgb2ycbcr_on_uint8():
+    px = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]]], np.uint8)
+    # 81.481 → 81, 144.553 → 145, 40.966 → 41; (10, 20, 30): 16 + (654.81 + 2571.06 + 748.98)/255 = 31.588 → 32
+    assert metrics.y_uint8(px)[0].tolist() == [16.0, 235.0, 81.0, 145.0, 41.0, 32.0]
+    assert metrics.rgb_to_y(px)[0, 5] == pytest.approx(31.5876, abs=1e-4)
+
+
 def test_psnr_by_hand():
     a = np.zeros((4, 4, 3), np.uint8)
     b = a.copy()
-    b[1, 2, 0] = 255  # one pure-red pixel: ΔY = 65.481
-    expected = 10 * math.log10(255 ** 2 / (65.481 ** 2 / 16))
+    b[1, 2, 0] = 255  # one pure-red pixel: Y 81.481 → 81 against 16, ΔY = 65 after 8-bit rounding
+    expected = 10 * math.log10(255 ** 2 / (65 ** 2 / 16))
     assert metrics.psnr_y(a, b, border=0) == pytest.approx(expected)
-    assert metrics.psnr_y(a, b, border=0) == pytest.approx(23.8497, abs=1e-3)
-    assert metrics.psnr_y(a, b, border=1) == pytest.approx(10 * math.log10(255 ** 2 / (65.481 ** 2 / 4)))
+    assert metrics.psnr_y(a, b, border=0) == pytest.approx(23.9137, abs=1e-3)
+    assert metrics.psnr_y(a, b, border=1) == pytest.approx(10 * math.log10(255 ** 2 / (65 ** 2 / 4)))
     assert metrics.psnr_y(a, a, border=0) == math.inf
+    c = a.copy()
+    c[0, 0] = (1, 0, 0)  # ΔY = 0.257 rounds away: identical on the rounded Y
+    assert metrics.psnr_y(a, c, border=0) == math.inf
 
 
 def test_metric_inputs_are_checked():
@@ -54,7 +67,7 @@ def test_ssim_matches_scikit_image_on_a_synthetic_pair():
     hr = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     noisy = np.clip(hr.astype(int) + rng.integers(-20, 21, hr.shape), 0, 255).astype(np.uint8)
     ours = metrics.ssim_y(hr, noisy, border=0)
-    ref = structural_similarity(metrics.rgb_to_y(hr), metrics.rgb_to_y(noisy), gaussian_weights=True, sigma=1.5,
+    ref = structural_similarity(metrics.y_uint8(hr), metrics.y_uint8(noisy), gaussian_weights=True, sigma=1.5,
                                 use_sample_covariance=False, data_range=255)
     assert ours == pytest.approx(ref, abs=1e-9)
     assert 0.0 < ours < 1.0
@@ -127,12 +140,71 @@ def test_evaluation_runner(tmp_path, demo_root):
     Image.fromarray(demo.sample("chelsea")[:101, :123]).save(hr_dir / "cat.png")
     per_image = superres.evaluate([("Tiny", hr_dir)], 4, models, tmp_path / "out", torch.device("cpu"),
                                   progress=False)
-    assert set(per_image.method) == {"bicubic", "pixel", "pixel_hm"}
-    bic = per_image[per_image.method == "bicubic"].iloc[0]
+    rows = set(zip(per_image.protocol, per_image.method, per_image.matched))
+    assert rows == {(p, m, hm) for p in ("standard", "paper-blur")
+                    for m, hm in (("bicubic", False), ("pixel", False), ("pixel", True))}
     hr = images.to_uint8(superres.modcrop(images.read_image(hr_dir / "cat.png"), 4))
-    lr = superres.degrade(torch.from_numpy(hr).permute(2, 0, 1)[None].float(), 4)
-    ref = images.to_uint8(superres.upsample_bicubic(lr, 4))
-    assert bic.psnr == pytest.approx(metrics.psnr_y(hr, ref, border=4))
-    assert (tmp_path / "out" / "Tiny_cat_x4_bicubic.png").is_file()
-    summary = superres.summarise(per_image)
-    assert list(summary.columns) == ["dataset", "factor", "method", "psnr", "ssim", "images"]
+    hr_t = torch.from_numpy(hr).permute(2, 0, 1)[None].float()
+    for protocol, sigma in (("standard", 0.0), ("paper-blur", 1.0)):
+        bic = per_image[(per_image.method == "bicubic") & (per_image.protocol == protocol)].iloc[0]
+        ref = images.to_uint8(superres.upsample_bicubic(superres.degrade(hr_t, 4, sigma), 4))
+        assert bic.psnr == pytest.approx(metrics.psnr_y(hr, ref, border=4))
+    std = per_image[per_image.protocol == "standard"].set_index(["method", "matched"]).psnr
+    pb = per_image[per_image.protocol == "paper-blur"].set_index(["method", "matched"]).psnr
+    assert std[("bicubic", False)] != pb[("bicubic", False)]  # the two protocols are different inputs
+    assert std[("pixel", True)] != std[("pixel", False)]  # matching is applied to ℓ_pixel too
+    for name in ("hr", "lr", "bicubic", "pixel", "pixel_hm"):
+        assert (tmp_path / "out" / f"Tiny_cat_x4_{name}.png").is_file()
+    summary = superres.summarise(per_image, {"lpips": "not computed: no weights"})
+    assert list(summary.columns) == ["dataset", "factor", "protocol", "method", "matched", "psnr", "ssim",
+                                     "grad_ratio", "hf_ratio", "hatch_peak", "images", "lpips"]
+    assert len(summary) == 6 and (summary.lpips == "not computed: no weights").all()
+    with pytest.raises(ValueError, match="unknown evaluation protocol"):
+        superres.evaluate([("Tiny", hr_dir)], 4, {}, tmp_path / "out", torch.device("cpu"), protocols=("matlab",))
+
+
+def test_protocols_are_a_table_of_blur_sigmas():
+    assert superres.PROTOCOLS == {"standard": 0.0, "paper-blur": 1.0}
+    assert superres.DEFAULT_PROTOCOL == "standard"
+    hr = torch.rand(1, 3, 32, 40) * 255
+    # standard: MATLAB imresize of the HR image, rounded to 8 bits, nothing else
+    assert torch.equal(superres.degrade(hr, 4, 0.0), imresize(hr, (8, 10)).clamp(0, 255).round())
+    assert torch.equal(superres.degrade(hr, 4, 1.0),
+                       imresize(superres.gaussian_blur(hr, 1.0), (8, 10)).clamp(0, 255).round())
+
+
+SR_ROOT = Path(os.environ.get("PERCEPTUAL_DATA_ROOT") or Path(__file__).resolve().parents[1].parent / "shared" / "data") / "sr"
+
+
+@pytest.mark.skipif(not (SR_ROOT / "Set5").is_dir(), reason="no real Set5 under the data root")
+@pytest.mark.parametrize("factor,published", [(4, 28.42), (8, 24.39)])
+def test_standard_protocol_reproduces_the_published_bicubic_set5(tmp_path, factor, published):
+    """SR papers' bicubic baseline (Y, border = scale): Set5 ×4 28.42 dB, ×8 24.39 dB."""
+    per_image = superres.evaluate([("Set5", SR_ROOT / "Set5")], factor, {}, tmp_path, torch.device("cpu"),
+                                  protocols=("standard",), save_images=0, progress=False)
+    assert len(per_image) == 5
+    assert per_image.psnr.mean() == pytest.approx(published, abs=0.05)
+
+
+def test_training_subset_is_seeded_and_sorted():
+    files = [Path(f"img{i:03d}.jpg") for i in range(50)][::-1]  # any order in, sorted subset out
+    a = superres.training_subset(files, 10, seed=0)
+    assert len(a) == 10 == len(set(a)) and a == sorted(a) and set(a) <= set(files)
+    assert a == superres.training_subset(list(reversed(files)), 10, seed=0)  # from the sorted list
+    assert a != superres.training_subset(files, 10, seed=1)
+    assert superres.training_subset(files, 0, seed=0) == files  # 0: all, order kept
+    assert superres.training_subset(files, 80, seed=0) == files
+
+
+def test_subset_zero_keeps_the_model_hash(tmp_path, demo_root):
+    from perceptual.train import config_hash
+
+    cfg = replace(PAPER.sr, network="vgg19-caffe", patch=48, iterations=2, checkpoint_every=2, val_images=0)
+    assert config_hash(superres.run_key(cfg, "pixel", 0)) == config_hash((cfg, "pixel"))  # old run folders stay valid
+    assert config_hash(superres.run_key(cfg, "pixel", 3)) != config_hash((cfg, "pixel"))
+    path = superres.train_sr(cfg, "pixel", [demo_root / "train/demo"], tmp_path, "cpu", progress=False, subset=3)
+    listed = (tmp_path / "train_files.txt").read_text().splitlines()
+    all_files = superres.split_files([demo_root / "train/demo"], 0)[0]
+    assert listed == [str(f) for f in superres.training_subset(all_files, 3, cfg.seed)]
+    meta = torch.load(path, weights_only=False)["meta"]
+    assert meta["train_files"] == str(tmp_path / "train_files.txt") and meta["provenance"]["train_images"] == 3

@@ -158,6 +158,13 @@ REFERENCE = Preset(
 PRESETS = {p.name: p for p in (PAPER, REFERENCE)}
 
 
+def as_printed(preset: Preset = PAPER) -> Preset:
+    """``preset`` with Eq. 4 as the paper prints it (``gram_norm="paper"``: no ÷C²) — the paper
+    column of the deviation table, so the convention every run uses shows as a difference."""
+    loss = replace(preset.style.loss, gram_norm="paper")
+    return replace(preset, style=replace(preset.style, loss=loss), gatys=replace(preset.gatys, loss=loss))
+
+
 def flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any, str]]:
     """(dotted name, value, source) for every leaf field of a config dataclass."""
     for f in dataclasses.fields(obj):

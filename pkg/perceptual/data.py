@@ -279,12 +279,14 @@ def status(root: Path | None = None, check_hashes: bool = False) -> list[dict]:
         folder = ds.path(root)
         found = len(list_images(folder)) if folder.is_dir() else 0
         state, bad = ("missing" if found == 0 else "present" if found >= ds.count else "incomplete"), 0
-        if ds.kind == "files" and found:
+        if ds.kind == "files" and folder.is_dir():  # counted by its file list (not only images: weights too)
             entries = ds.files()
             have = [(folder / rel, h) for rel, _, h in entries if (folder / rel).is_file()]
+            found = len(have)
             if check_hashes:
                 bad = sum(not verify(p, h) for p, h in have)
-            state = "corrupt" if bad else "present" if len(have) == len(entries) else "incomplete"
+            state = ("corrupt" if bad else "present" if len(have) == len(entries) else
+                     "incomplete" if have else "missing")
         rows.append({"dataset": ds.name, "status": state, "files": found, "expected": ds.count,
                      "corrupt": bad, "folder": str(folder)})
     return rows

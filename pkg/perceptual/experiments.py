@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from . import bench, data, demo, gatys, images, paths, store
-from .config import STYLES, GatysConfig
+from .config import PAPER, STYLES, GatysConfig
 from .inference import inference_model, run
 from .objective import Objective
 from .profiles import Profile
@@ -97,15 +97,22 @@ def loader_workers(ctx: Context) -> int:
     return workers(ctx.device)
 
 
+def style_entry(style_file: str) -> dict | None:
+    """The authors' per-style row (:data:`perceptual.config.STYLES`) for a style file (relative
+    to the data root), looked up by the table's ``file`` column — ``…/wave.jpg`` is ``the_wave`` —;
+    where two rows share a file the first wins (``la_muse`` before ``la_muse_in``). None: not listed."""
+    rel = Path(style_file).as_posix()
+    return next((s for s in STYLES.values() if s["file"] == rel), None)
+
+
 def style_config(ctx: Context, style_file: str):
     """The profile's training config for one style. Styles in the authors' table
-    (:data:`perceptual.config.STYLES`) get their λ_c, λ_s, λ_TV; sizes, iterations and the
-    architecture stay the profile's."""
+    (:data:`perceptual.config.STYLES`, matched by :func:`style_entry`) get their name and λ_c,
+    λ_s, λ_TV; sizes, iterations and the architecture stay the profile's."""
     p = ctx.profile
-    name = Path(style_file).stem
-    cfg = replace(p.style, style=name)
-    if name in STYLES and p.authors_weights:
-        s = STYLES[name]
+    s = style_entry(style_file)
+    cfg = replace(p.style, style=s["name"] if s else Path(style_file).stem)
+    if s and p.authors_weights:
         cfg = replace(cfg, loss=replace(cfg.loss, content_weight=s["content_weight"],
                                         style_weight=s["style_weight"], tv_weight=s["tv_weight"]))
     return cfg
@@ -502,11 +509,15 @@ def sr_config(ctx: Context, factor: int, method: str):
 
 def sr_run_dir(ctx: Context, factor: int, method: str) -> Path:
     """The run folder of one SR network: named by factor, method and config hash."""
-    return models_dir(ctx.profile) / f"sr-x{factor}-{method}-{config_hash((sr_config(ctx, factor, method), method))}"
+    from .superres import run_key
+
+    key = config_hash(run_key(sr_config(ctx, factor, method), method, ctx.profile.sr_train_images))
+    return models_dir(ctx.profile) / f"sr-x{factor}-{method}-{key}"
 
 
 def sr_model(ctx: Context, factor: int, method: str, progress: bool = True) -> Path:
-    """A trained SR network (pixel / feat / srcnn) for ``factor``, trained if missing."""
+    """A trained SR network (pixel / feat / srcnn) for ``factor``, trained if missing, on the
+    profile's ``sr_train_images`` subset (0: all photos; the run folder hash is then unchanged)."""
     from .superres import train_sr
 
     p = ctx.profile
@@ -515,37 +526,106 @@ def sr_model(ctx: Context, factor: int, method: str, progress: bool = True) -> P
     model = run_dir / "model.pt"
     if not model.is_file():
         train_sr(cfg, method, [ctx.data(d) for d in p.train_dirs], run_dir, ctx.device, progress=progress,
-                 workers=loader_workers(ctx))
+                 workers=loader_workers(ctx), subset=p.sr_train_images)
     return model
 
 
+def sr_models(ctx: Context, factor: int, progress: bool = True) -> tuple[dict, dict[str, str]]:
+    """{method: checkpoint or network} for ``factor`` and a note per method. SRCNN (×4 only, as
+    in the paper): the published model (:mod:`perceptual.srcnn`) wherever it can be had, else
+    the RGB SRCNN retrained here. Profiles with a reduced SR schedule also keep the retrained
+    SRCNN beside the published one: the like-for-like baseline for their shortened training."""
+    from . import srcnn
+
+    models = {m: sr_model(ctx, factor, m, progress) for m in SR_METHODS if m != "srcnn"}
+    notes = {m: f"trained here ({ctx.profile.name} profile)" for m in models}
+    if factor != 4:
+        return models, notes
+    path, note = srcnn.published_file()
+    if path is not None:
+        models["srcnn-published"], notes["srcnn-published"] = srcnn.load_mat(path), note
+    if path is None or ctx.profile.sr.iterations < PAPER.sr.iterations:
+        models["srcnn"] = sr_model(ctx, factor, "srcnn", progress)
+        notes["srcnn"] = "SRCNN 9-1-5 on RGB, retrained here" + (f" (fallback: {note})" if path is None else "")
+    return models, notes
+
+
 def superresolution(ctx: Context, progress: bool = True) -> Path:
-    """Train what is missing, then PSNR/SSIM for every set × factor × method (SRCNN at ×4 only,
-    as in the paper). Writes ``sr_per_image.csv`` and ``sr_summary.csv``."""
-    from .superres import evaluate, summarise
+    """Train what is missing, then PSNR/SSIM (and LPIPS/DISTS where their weights exist) for every
+    set × factor × protocol × method, each network output as is and histogram-matched. Writes
+    ``sr_per_image.csv`` and ``sr_summary.csv`` (``protocol`` and ``matched`` columns)."""
+    from . import similarity
+    from .superres import PROTOCOLS, evaluate, summarise
 
     p = ctx.profile
     out = ctx.out("superres")
     table, summary = out / "sr_per_image.csv", out / "sr_summary.csv"
-    models = {f: {m: sr_model(ctx, f, m, progress) for m in sr_methods(f)} for f in p.sr_factors}
+    found = {f: sr_models(ctx, f, progress) for f in p.sr_factors}
+    models, notes = {f: m for f, (m, _) in found.items()}, {f: n for f, (_, n) in found.items()}
     sets = [(name, ctx.data(folder)) for name, folder in p.sr_sets]
-    key = config_hash((p.sr, p.sr_factors, p.sr_sets, p.sr_max_images,
-                       {f: [store.read_meta_or_none(x) for x in m.values()] for f, m in models.items()}))
+    perceptual, not_computed = similarity.load(device=ctx.device)
+    described = {str(f): {k: (str(v) if isinstance(v, Path) else getattr(v, "source", "?")) for k, v in m.items()}
+                 for f, m in models.items()}
+    key = config_hash((p.sr, p.sr_factors, p.sr_sets, p.sr_max_images, PROTOCOLS, described,
+                       [x.name for x in perceptual], {f: [store.read_meta_or_none(x) for x in m.values()
+                                                          if isinstance(x, Path)] for f, m in models.items()}))
     if _done(table, key) and summary.is_file():
         return table
-    frames = [evaluate(sets, f, models[f], out, ctx.device, max_images=p.sr_max_images,
-                       match_feat=p.sr.histogram_match, progress=progress)
-              for f in p.sr_factors]
+    frames = [evaluate(sets, f, models[f], out, ctx.device, max_images=p.sr_max_images, perceptual=perceptual,
+                       progress=progress) for f in p.sr_factors]
     per_image = pd.concat(frames, ignore_index=True)
-    meta = {**ctx.meta(p.sr, models={str(f): {k: str(v) for k, v in m.items()} for f, m in models.items()},
-                       degradation="gaussian σ=1.0, torch bicubic a=-0.75 no antialias, 8-bit LR",
-                       metric="Y (BT.601 studio), border=factor, 8-bit, float64; SSIM 11x11 σ=1.5"), "key": key,
+    meta = {**ctx.meta(p.sr, models=described, model_notes={str(f): n for f, n in notes.items()},
+                       protocols={name: ("MATLAB-compatible bicubic imresize (a=-0.5, antialiased) by 1/f, 8-bit LR"
+                                         if not sigma else f"gaussian σ={sigma}, then the same imresize, 8-bit LR")
+                                  for name, sigma in PROTOCOLS.items()},
+                       degradation=f"training: gaussian σ={p.sr.blur_sigma}, MATLAB-compatible bicubic (a=-0.5, "
+                                   "antialiased), 8-bit LR",
+                       train_images=p.sr_train_images or "all",
+                       metric="Y (BT.601 studio, rounded to 8 bits as MATLAB rgb2ycbcr on uint8), border=factor, "
+                              "8-bit outputs, float64; SSIM 11x11 σ=1.5",
+                       perceptual_metrics={**{m.name: "computed" for m in perceptual}, **not_computed}),
+            "key": key,
             "summary": (f"sets {', '.join(n for n, _ in p.sr_sets)}, factors {', '.join(f'×{f}' for f in p.sr_factors)};"
                         f" SR networks {p.sr.iterations} iterations, SRCNN {p.srcnn_iterations}, "
-                        f"{p.sr.patch}² patches, batch {p.sr.batch_size}")}
+                        f"{p.sr.patch}² patches, batch {p.sr.batch_size}, "
+                        f"{p.sr_train_images or 'all'} training photos")}
     store.write_table(per_image, table, meta)
-    store.write_table(summarise(per_image), summary, meta)
+    store.write_table(summarise(per_image, not_computed), summary, meta)
     return table
+
+
+# ---------------------------------------------------------------------------------------------
+# what the runs really used (the methods chapter)
+
+
+def build_preset(ctx: Context):
+    """This profile as a :class:`perceptual.config.Preset` with the values its runs use: the Fig. 5
+    / Table 1 style's per-style λ (:func:`style_config`) and the profile's L-BFGS iterations."""
+    from .config import Preset
+
+    p = ctx.profile
+    style = style_config(ctx, p.style_file)
+    gatys_cfg = replace(PAPER.gatys, iterations=p.fig5_iterations, loss=style.loss)
+    return Preset(f"this build ({p.name})", style, gatys_cfg, p.sr, PAPER.median_filter)
+
+
+def trained_runs(ctx: Context) -> pd.DataFrame:
+    """One row per trained network of this profile (``results/<profile>/models/*/model.pt``): the
+    λ, iterations, training photos and precision it was really trained with."""
+    rows = []
+    for model in sorted((paths.results_dir() / ctx.profile.name / "models").glob("*/model.pt")):
+        meta = store.read_meta_or_none(model) or {}
+        prov = meta.get("provenance") or {}
+        cfg = prov.get("config") or {}
+        loss = cfg.get("loss") if isinstance(cfg.get("loss"), dict) else {}
+        rows.append({"run": model.parent.name, "kind": meta.get("kind"), "style": meta.get("style"),
+                     "method": meta.get("method"), "iterations": cfg.get("iterations"),
+                     "λ_c": loss.get("content_weight"), "λ_s": loss.get("style_weight"),
+                     "λ_TV": loss.get("tv_weight", cfg.get("tv_weight")),
+                     "training photos": prov.get("train_images"),
+                     "precision": prov.get("precision") or ("bf16 autocast" if cfg.get("amp") else "fp32")})
+    return pd.DataFrame(rows, columns=["run", "kind", "style", "method", "iterations", "λ_c", "λ_s", "λ_TV",
+                                       "training photos", "precision"])
 
 
 # every runner, by the name used in book.CHAPTERS and `perceptual run`

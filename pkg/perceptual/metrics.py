@@ -2,8 +2,10 @@
 
 The protocol is in the signatures: both take two 8-bit RGB images (H, W, 3) uint8 — i.e. outputs
 already rounded to 8 bits —, convert to the Y channel of YCbCr (ITU-R BT.601, studio range
-16–235, as MATLAB's ``rgb2ycbcr`` used by the SRCNN evaluation code), crop ``border`` pixels
-from every side, and compute in float64 with peak value 255.
+16–235) exactly as MATLAB's ``rgb2ycbcr`` does for ``uint8`` input, i.e. **rounded to 8 bits**
+(half away from zero, :func:`y_uint8`; the SRCNN and later evaluation code call it on uint8
+images), crop ``border`` pixels from every side, and compute in float64 with peak value 255.
+Rounding Y moves a PSNR by up to a few hundredths of a dB; it is what the published numbers do.
 
 SSIM follows Wang et al. (2004): 11×11 Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03, the
 statistics over the window's "valid" positions only, mean of the SSIM map.
@@ -14,12 +16,23 @@ import numpy as np
 from scipy.ndimage import correlate1d
 
 
+# ITU-R BT.601 studio range, as MATLAB's rgb2ycbcr: YCbCr = OFFSET + MATRIX · RGB / 255 (RGB in 0–255)
+YCBCR_MATRIX = ((65.481, 128.553, 24.966), (-37.797, -74.203, 112.0), (112.0, -93.786, -18.214))
+YCBCR_OFFSET = (16.0, 128.0, 128.0)
+
+
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
     """BT.601 luma, studio range: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 (float64)."""
     rgb = np.asarray(rgb, dtype=np.float64)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
-    return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
+    return YCBCR_OFFSET[0] + rgb @ np.asarray(YCBCR_MATRIX[0]) / 255.0
+
+
+def y_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Y as MATLAB's ``rgb2ycbcr`` returns it for uint8 input: rounded half away from zero,
+    saturated to [0, 255] (float64 array holding integers)."""
+    return np.clip(np.floor(rgb_to_y(rgb) + 0.5), 0, 255)  # Y ≥ 16 > 0: floor(y + ½) = MATLAB round
 
 
 def _prepare(a: np.ndarray, b: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +43,7 @@ def _prepare(a: np.ndarray, b: np.ndarray, border: int) -> tuple[np.ndarray, np.
         raise ValueError(f"image shapes differ: {a.shape} vs {b.shape}")
     if border < 0 or 2 * border >= min(a.shape[:2]):
         raise ValueError(f"border {border} leaves nothing of a {a.shape[0]}×{a.shape[1]} image")
-    ya, yb = rgb_to_y(a), rgb_to_y(b)
+    ya, yb = y_uint8(a), y_uint8(b)
     if border:
         ya, yb = ya[border:-border, border:-border], yb[border:-border, border:-border]
     return ya, yb

@@ -61,6 +61,7 @@ class Profile:
     sr_factors: tuple[int, ...]
     srcnn_iterations: int
     sr_max_images: int  # per benchmark set (0 = all)
+    sr_train_images: int = 0  # SR training photos: a seeded subset of this many (0 = all); paper §4.2: 10k
     notes: tuple[str, ...] = field(default=())
     cpu: tuple[tuple[str, Any], ...] = field(default=())  # (dotted field, value) applied without a GPU
     authors_weights: bool = True  # the authors' per-style λ (config.STYLES) for styles it lists
@@ -174,7 +175,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
         fig5_sizes=(256, 512, 1024), fig5_images=50, fig5_iterations=500,
         qualitative_sizes=(256, 512), qualitative_images=6,
         table1_sizes=(256, 512, 1024), table1_repeats=20, table1_gatys_iterations=20,
-        sr=PAPER.sr, sr_factors=(4, 8), srcnn_iterations=200_000, sr_max_images=0,
+        sr=PAPER.sr, sr_factors=(4, 8), srcnn_iterations=200_000, sr_max_images=0, sr_train_images=10_000,
     ),
 )}
 

@@ -7,14 +7,25 @@ a = −0.5, antialiased), then rounding to 8 bits — LR inputs are 8-bit images
 bicubic baseline and SRCNN's input are made with the same resize (enlarging).
 
 Training pairs: a random 288² HR patch per photo and iteration (seeded by the iteration);
-photos whose shorter side is under 288 px are first upscaled (bicubic) so it is 288.
-Evaluation pairs: the HR image cropped to a multiple of f (top-left anchored, "modcrop"), then
-the same degradation, deterministically.
+photos whose shorter side is under 288 px are first upscaled (bicubic) so it is 288. The paper
+trains on "10k images from the MS-COCO training set": :func:`training_subset` draws such a
+subset, seeded, from the sorted file list; its file list is written next to the run.
+
+Evaluation pairs (:data:`PROTOCOLS`): the HR image cropped to a multiple of f (top-left anchored,
+"modcrop"), then
+
+- ``standard`` — the SR literature's protocol (SRCNN onwards): LR = MATLAB ``imresize`` by 1/f,
+  rounded to 8 bits, no blur. The default for every table; its bicubic row reproduces the
+  published baselines (Set5 ×4 28.42 dB, BSD100 ×4 25.96, Set5 ×8 24.39, BSD100 ×8 23.66);
+- ``paper-blur`` — the paper's training degradation (σ = 1 Gaussian, then the same resize),
+  reported beside it: the numbers inside the paper's Figs. 8/9 may have been made either way.
 
 Methods: ``bicubic`` (LR upsampled with the same bicubic), ``srcnn`` (9-1-5 on the bicubic
-image, per-pixel loss, ×4 only as in the paper), ``pixel`` and ``feat`` (SRNet trained with
-ℓ_pixel or ℓ_feat at relu2_2; identical data, architecture and schedule). ``feat`` outputs are
-histogram-matched to the LR input by default (paper §4.2); ``feat_raw`` reports them without.
+image, RGB, retrained here with a per-pixel loss, ×4 only as in the paper), ``srcnn-published``
+(Dong et al.'s released ×4 model on Y, :mod:`perceptual.srcnn`), ``pixel`` and ``feat`` (SRNet
+trained with ℓ_pixel or ℓ_feat at relu2_2; identical data, architecture and schedule). Every
+network output is reported twice: as is (``matched`` False) and histogram-matched to the LR input
+(``matched`` True; the paper's post-processing, §4.2: "our network output").
 """
 from __future__ import annotations
 
@@ -28,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import images, losses, memory, metrics, precision, store
+from . import detail, images, losses, memory, metrics, precision, similarity, store
 from .config import SRConfig
 from .data import list_images
 from .resize import imresize
@@ -54,6 +65,14 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def modcrop(hr: torch.Tensor, factor: int) -> torch.Tensor:
     h, w = hr.shape[-2:]
     return hr[..., : h - h % factor, : w - w % factor]
+
+
+# evaluation protocols: name → σ of the Gaussian blur before the MATLAB bicubic downscale (0: none)
+PROTOCOLS: dict[str, float] = {
+    "standard": 0.0,  # the SR literature since SRCNN: imresize(HR, 1/f) only
+    "paper-blur": 1.0,  # the paper's §4.2 training degradation, applied to the test images
+}
+DEFAULT_PROTOCOL = "standard"
 
 
 def degrade(hr: torch.Tensor, factor: int, sigma: float = 1.0) -> torch.Tensor:
@@ -82,6 +101,23 @@ def histogram_match(output: torch.Tensor, reference: torch.Tensor) -> torch.Tens
 # training
 
 
+def training_subset(files: Sequence[Path], n: int, seed: int) -> list[Path]:
+    """``n`` files drawn without replacement from the sorted list with ``seed`` (``torch.randperm``),
+    returned sorted: the same subset on every machine that has the same files. 0 or ≥ len: all,
+    in the order given."""
+    files = list(files)
+    if n <= 0 or n >= len(files):
+        return files  # unchanged: runs without a subset keep their identity
+    ordered = sorted(files)
+    pick = torch.randperm(len(ordered), generator=torch.Generator().manual_seed(seed))[:n]
+    return [ordered[i] for i in sorted(pick.tolist())]
+
+
+def run_key(cfg: SRConfig, method: str, subset: int = 0) -> tuple:
+    """What identifies a trained SR network (its run folder hash); unchanged for subset = 0."""
+    return (cfg, method) if not subset else (cfg, method, {"train_images": subset})
+
+
 class Patches(CachedImages):
     """Random HR patches; the LR input is made on the fly. Items are (index, seed) pairs."""
 
@@ -106,9 +142,13 @@ def sr_model(cfg: SRConfig, method: str) -> nn.Module:
     return SRCNN() if method == "srcnn" else SRNet(cfg.factor)
 
 
+# what each method's network sees: the LR image, or the LR image bicubic-upsampled (SRCNN)
+INPUTS = {"pixel": "lr", "feat": "lr", "srcnn": "bicubic", "srcnn-published": "bicubic"}
+
+
 def sr_input(method: str, lr: torch.Tensor, factor: int) -> torch.Tensor:
     """What a method's network sees: SRCNN the bicubic image, SRNet the LR image."""
-    return upsample_bicubic(lr, factor) if method == "srcnn" else lr
+    return upsample_bicubic(lr, factor) if INPUTS[method] == "bicubic" else lr
 
 
 def sr_loss(cfg: SRConfig, method: str, net: nn.Module | None):
@@ -133,9 +173,11 @@ def sr_loss(cfg: SRConfig, method: str, net: nn.Module | None):
 
 def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Path,
              device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
-             stop_after: int | None = None, checkpoint_every: int | None = None) -> Path:
-    """Train ``method`` ∈ {pixel, feat, srcnn} with the shared resumable loop. The patch must be a
-    multiple of the factor; sizes that cannot fit into memory are refused first."""
+             stop_after: int | None = None, checkpoint_every: int | None = None, subset: int = 0) -> Path:
+    """Train ``method`` ∈ {pixel, feat, srcnn} with the shared resumable loop, on ``subset``
+    training photos (:func:`training_subset`, seeded by ``cfg.seed``; 0 = all; the photos used are
+    listed in ``train_files.txt`` in the run folder). The patch must be a multiple of the factor;
+    sizes that cannot fit into memory are refused first."""
     if method not in ("pixel", "feat", "srcnn"):
         raise ValueError(f"unknown super-resolution method {method!r} (pixel, feat, srcnn)")
     if cfg.patch % cfg.factor:
@@ -148,16 +190,23 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
                  device, f"patch {cfg.patch} with batch size {cfg.batch_size}")
     net = precision.channels_last(load_vgg(cfg.network, device)) if cfg.loss == "feat" else None
     train_files, val_files = split_files(train_dirs, cfg.val_images)
+    train_files = training_subset(train_files, subset, cfg.seed)
+    file_list = Path(run_dir) / "train_files.txt"
+    if subset:
+        file_list.parent.mkdir(parents=True, exist_ok=True)
+        store.atomic_write_text(file_list, "".join(f"{f}\n" for f in train_files))
     torch.manual_seed(cfg.seed)  # the initial weights are part of the run's identity
     model = sr_model(cfg, method)
     data = Patches(train_files, cfg.patch, cfg.factor, cfg.blur_sigma)
     val_hr = data.stack(val_files, lambda hr: images.center_crop(hr, (cfg.patch, cfg.patch)))
     meta = {"kind": "srcnn" if method == "srcnn" else "sr", "arch": model.arch, "method": method,
             "factor": cfg.factor, "loss_network": cfg.network if net is not None else None,
-            "config_hash": config_hash((cfg, method)),
+            "config_hash": config_hash(run_key(cfg, method, subset)),
             "provenance": store.provenance(cfg, cfg.seed, cfg.network if net else None, device, method=method,
                                            precision=precision.resolve(cfg.precision, device),
                                            train_images=len(train_files))}
+    if subset:
+        meta["train_files"] = str(file_list)
 
     return fit(model, sr_loss(cfg, method, net), data, cfg, run_dir=run_dir, meta=meta, val_batch=val_hr,
                device=device, workers=workers, progress=progress, desc=f"SR ×{cfg.factor} {method}",
@@ -170,7 +219,8 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
 
 def super_resolve(method: str, lr: torch.Tensor, factor: int, model: nn.Module | None,
                   match: bool = False) -> torch.Tensor:
-    """(3, h, w) LR → (3, f·h, f·w) output in [0, 255] (float, not yet rounded)."""
+    """(3, h, w) LR → (3, f·h, f·w) output in [0, 255] (float, not yet rounded); ``match``:
+    histogram-matched to the LR input (paper §4.2)."""
     if method == "bicubic":
         return upsample_bicubic(lr[None], factor)[0]
     with torch.inference_mode():
@@ -179,49 +229,69 @@ def super_resolve(method: str, lr: torch.Tensor, factor: int, model: nn.Module |
     return histogram_match(out, lr) if match else out
 
 
-def evaluate(sets: Sequence[tuple[str, Path]], factor: int, models: dict[str, Path], out_dir: Path,
-             device: torch.device, save_images: int = 3, max_images: int = 0, match_feat: bool = True,
-             progress: bool = True) -> pd.DataFrame:
-    """Per-image PSNR/SSIM (Y, border = factor) for bicubic and every model given.
+def variants(methods: Sequence[str]) -> list[tuple[str, bool]]:
+    """(method, matched) rows: bicubic as is; every network output as is and histogram-matched."""
+    return [("bicubic", False)] + [(m, match) for m in methods for match in (False, True)]
 
-    ``models`` maps a method (srcnn, pixel, feat) to its checkpoint. ``feat`` is histogram-matched
-    to the LR input when ``match_feat`` (the paper's post-processing) and the other variant is
-    reported beside it (``feat_raw`` or ``feat_hm``), as ``pixel_hm`` is for ``pixel``: the
-    effect of histogram matching is always measured. The first ``save_images`` of each set are
-    saved (HR, LR, every output) for the figures.
+
+def image_name(set_name: str, stem: str, factor: int, what: str, matched: bool = False) -> str:
+    """File name of a saved evaluation image (``what``: hr, lr or a method; ``_hm`` when matched)."""
+    return f"{set_name}_{stem}_x{factor}_{what}{'_hm' if matched else ''}.png"
+
+
+def evaluate(sets: Sequence[tuple[str, Path]], factor: int, models: dict[str, Path | nn.Module], out_dir: Path,
+             device: torch.device, protocols: Sequence[str] = tuple(PROTOCOLS), save_images: int = 3,
+             max_images: int = 0, perceptual: Sequence[similarity.Metric] = (),
+             progress: bool = True) -> pd.DataFrame:
+    """Per-image PSNR/SSIM (Y rounded to 8 bits, border = factor) and any ``perceptual`` metrics
+    (same crop) for bicubic and every model given, under every protocol in ``protocols``.
+
+    ``models`` maps a method (srcnn, srcnn-published, pixel, feat) to a checkpoint or a network.
+    Rows: dataset, image, factor, protocol, method, matched, psnr, ssim, <perceptual metric>…, and
+    the detail measures of :func:`perceptual.detail.sr_measures` (same crop). The first
+    ``save_images`` of each set are saved (HR, LR, every output) under the default protocol.
     """
     from tqdm.auto import tqdm
 
-    loaded = {m: load_model(p, device)[0] for m, p in models.items()}
-    variants = [("bicubic", "bicubic", False)]
-    for m in loaded:
-        variants.append((m, m, m == "feat" and match_feat))
-        if m == "feat":
-            variants.append(("feat_raw", m, False) if match_feat else ("feat_hm", m, True))
-        if m == "pixel":
-            variants.append(("pixel_hm", m, True))
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown:
+        raise ValueError(f"unknown evaluation protocol(s) {', '.join(unknown)}; known: {', '.join(PROTOCOLS)}")
+    loaded = {m: (load_model(p, device)[0] if isinstance(p, (str, Path)) else p.to(device).eval())
+              for m, p in models.items()}
     rows = []
     for set_name, folder in sets:
         files = list_images(folder)[: max_images or None]
         for i, path in enumerate(tqdm(files, desc=f"{set_name} ×{factor}", disable=not progress)):
             hr = modcrop(images.read_image(path), factor)
-            lr = degrade(hr[None], factor)[0]
             hr8 = images.to_uint8(hr)
-            if i < save_images:
-                images.write_image(hr, out_dir / f"{set_name}_{path.stem}_x{factor}_hr.png")
-                images.write_image(lr, out_dir / f"{set_name}_{path.stem}_x{factor}_lr.png")
-            for name, method, match in variants:
-                out = super_resolve(method, lr, factor, loaded.get(method), match)
-                out8 = images.to_uint8(out)
-                rows.append({"dataset": set_name, "image": path.stem, "factor": factor, "method": name,
-                             "psnr": metrics.psnr_y(hr8, out8, border=factor),
-                             "ssim": metrics.ssim_y(hr8, out8, border=factor)})
-                if i < save_images:
-                    images.write_image(out, out_dir / f"{set_name}_{path.stem}_x{factor}_{name}.png")
+            ref = hr8[factor:-factor, factor:-factor]  # the metrics' crop, for the perceptual metrics
+            for protocol in protocols:
+                lr = degrade(hr[None], factor, PROTOCOLS[protocol])[0]
+                save = i < save_images and protocol == DEFAULT_PROTOCOL
+                if save:
+                    images.write_image(hr, out_dir / image_name(set_name, path.stem, factor, "hr"))
+                    images.write_image(lr, out_dir / image_name(set_name, path.stem, factor, "lr"))
+                for method, match in variants(list(loaded)):
+                    out = super_resolve(method, lr, factor, loaded.get(method), match)
+                    out8 = images.to_uint8(out)
+                    crop = out8[factor:-factor, factor:-factor]
+                    rows.append({"dataset": set_name, "image": path.stem, "factor": factor, "protocol": protocol,
+                                 "method": method, "matched": match,
+                                 "psnr": metrics.psnr_y(hr8, out8, border=factor),
+                                 "ssim": metrics.ssim_y(hr8, out8, border=factor),
+                                 **{m.name: m(ref, crop) for m in perceptual}, **detail.sr_measures(ref, crop)})
+                    if save:
+                        images.write_image(out, out_dir / image_name(set_name, path.stem, factor, method, match))
     return pd.DataFrame(rows)
 
 
-def summarise(per_image: pd.DataFrame) -> pd.DataFrame:
-    """Per-dataset means (and image counts) per factor and method."""
-    return (per_image.groupby(["dataset", "factor", "method"], sort=False)
-            .agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), images=("image", "count")).reset_index())
+def summarise(per_image: pd.DataFrame, not_computed: dict[str, str] | None = None) -> pd.DataFrame:
+    """Per-dataset means (and image counts) per factor, protocol, method and matching. Perceptual
+    metrics that were not computed get a column holding the reason (never a bare NaN)."""
+    keys = ["dataset", "factor", "protocol", "method", "matched"]
+    values = [c for c in per_image.columns if c not in keys + ["image"]]
+    out = (per_image.groupby(keys, sort=False)[values].mean()
+           .join(per_image.groupby(keys, sort=False)["image"].count().rename("images")).reset_index())
+    for name, reason in (not_computed or {}).items():
+        out[name] = reason
+    return out
