@@ -31,7 +31,7 @@ ifneq ($(strip $(DATA_ROOT)),)
 export PERCEPTUAL_DATA_ROOT := $(abspath $(DATA_ROOT))
 endif
 
-.PHONY: setup test reproduce chapter book publish browser-test data data-status clean
+.PHONY: setup test reproduce chapter book publish browser-test compare data data-status clean
 
 setup: $(STAMP)
 
@@ -61,6 +61,10 @@ book: setup
 publish: setup
 	$(BIN)/perceptual reproduce --profile $(or $(PROFILE),demo)
 	@test -f book/_build/html/.nojekyll && echo "publish: book/_build/html"
+
+# how a fresh run (make reproduce PROFILE=cpu DATA_ROOT=…) differs from results/published/cpu
+compare: setup
+	$(BIN)/perceptual compare --profile $(or $(PROFILE),cpu)
 
 browser-test: setup
 	PERCEPTUAL_BOOK_HTML=book/_build/html $(BIN)/python -m pytest -q tests/test_book_browser.py

@@ -66,9 +66,10 @@ def test_tiled_matches_untiled_away_from_tile_borders(small_net, photo):
     tiled = inference.run_tiled(fast, photo[None], tile=160)  # 2×2 tiles, overlap 2·radius + 16
     assert tiled.shape == full.shape
     assert (tiled - full).abs().max() < 0.5
-    # the same tiles with a small overlap leave seams: the comparison can fail
+    # the same tiles with a small overlap leave seams: the comparison can fail (this random network
+    # varies little, so the seams are measured against the good tiling's error, not in grey levels)
     seams = inference.run_tiled(fast, photo[None], tile=96, overlap=16)
-    assert (seams - full).abs().max() > 0.5
+    assert (seams - full).abs().max() > 100 * (tiled - full).abs().max()
 
 
 def test_automatic_tiles_when_over_budget(small_net, photo):

@@ -124,14 +124,15 @@ def show_parameters(nb) -> None:
     injected.setdefault("metadata", {}).setdefault("tags", []).append("remove-cell")
 
 
-def execute(name: str, profile: str, device: str | None = None) -> Path:
-    """Convert ``book/NAME.md`` to a notebook and execute it with papermill into results/."""
+def execute(name: str, profile: str, device: str | None = None, out_dir: Path | None = None) -> Path:
+    """Convert ``book/NAME.md`` to a notebook and execute it with papermill into results/
+    (``out_dir``, default :func:`staging`)."""
     import jupytext
     import nbformat
     import papermill
 
     src = paths.book_dir() / f"{name}.md"
-    out_dir = staging(profile)
+    out_dir = out_dir or staging(profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / f".{name}.input.ipynb"
     jupytext.write(jupytext.read(src), raw, fmt="ipynb")
@@ -220,9 +221,9 @@ def stage_mathjax(dest: Path) -> str | None:
     return str(src)
 
 
-def stage(name: str) -> tuple[Path, list[str]]:
+def stage(name: str, src: Path | None = None) -> tuple[Path, list[str]]:
     """Copy the book's static files and MathJax beside the executed notebooks; (folder, missing chapters)."""
-    src = staging(name)
+    src = src or staging(name)
     for f in STATIC:
         path = paths.book_dir() / f
         if path.is_dir():
@@ -232,13 +233,18 @@ def stage(name: str) -> tuple[Path, list[str]]:
     return src, [c for c in CHAPTERS if not (src / f"{c}.ipynb").is_file()]
 
 
-def build(profile: str | None = None) -> int:
-    """Render ``results/PROFILE/book`` (executed notebooks) into ``book/_build/html``."""
+def build(profile: str | None = None, src: Path | None = None) -> int:
+    """Render ``results/PROFILE/book`` (executed notebooks; ``src`` if given) into ``book/_build/html``.
+    With nothing executed locally, the book is rendered from the published results
+    (:func:`render_published`)."""
     name = profile or _latest_profile()
     if name is None:
+        if published_profiles():
+            print("no executed notebooks under results/*/book: rendering the published results", flush=True)
+            return render_published()
         print("error: no executed notebooks under results/*/book: run `make reproduce` first", file=sys.stderr)
         return 2
-    src, missing = stage(name)
+    src, missing = stage(name, src)
     if missing:
         print(f"error: chapters not executed for profile {name}: {', '.join(missing)} (run `make reproduce`)",
               file=sys.stderr)
@@ -263,6 +269,38 @@ def build(profile: str | None = None) -> int:
         rc = 1 if problems else 0
         print(f"book: {html / 'index.html'}")
     return rc
+
+
+def published_profiles() -> list[str]:
+    """Profiles with committed results under ``results/published/`` (``perceptual publish``)."""
+    root = paths.published_dir()
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+
+
+def render_published(profile: str | None = None) -> int:
+    """Execute every chapter against ``results/published/PROFILE`` — reading its tables, images and
+    networks, computing nothing (:func:`perceptual.paths.read_only`) — and build the book. The
+    executed notebooks go to ``results/PROFILE-published/book``, never into the published folder."""
+    names = published_profiles()
+    name = profile or ("cpu" if "cpu" in names else names[0] if names else None)
+    if name not in names:
+        print(f"error: no published results for profile {name!r} under {paths.published_dir()} "
+              f"(published: {', '.join(names) or 'none'})", file=sys.stderr)
+        return 2
+    out_dir = paths.published_dir().parent / f"{name}-published" / "book"
+    saved = {k: os.environ.get(k) for k in ("PERCEPTUAL_RESULTS", "PERCEPTUAL_READ_ONLY")}
+    os.environ.update(PERCEPTUAL_RESULTS=str(paths.published_dir()), PERCEPTUAL_READ_ONLY="1")
+    try:
+        for chapter in CHAPTERS:
+            print(f"[notebook] {chapter} (published results of {name})", flush=True)
+            execute(chapter, name, "cpu", out_dir=out_dir)
+        return build(name, src=out_dir)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _latest_profile() -> str | None:

@@ -216,7 +216,33 @@ def _gpu_list(text: str) -> list[str]:
 def _cmd_book(args) -> int:
     from . import book
 
-    return book.build()
+    return book.render_published(args.published) if args.published else book.build()
+
+
+def _cmd_publish_results(args) -> int:
+    from . import published
+
+    dst = published.publish(args.profile, max_side=args.max_side)
+    size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file()) / 2 ** 20
+    print(f"{dst} ({size:.1f} MB); commit it to show these results in a book built without computing")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from . import published
+
+    table = published.compare(args.profile)
+    width = max(len(n) for n in table.number)
+    for r in table.itertuples():
+        mark = "ok  " if r.within else "DIFF"
+        print(f"{mark} {r.number:<{width}}  published {_short(r.published)}  fresh {_short(r.fresh)}  ({r.tolerance})")
+    bad = int((~table.within).sum())
+    print(f"{len(table) - bad} of {len(table)} numbers within tolerance of the published {args.profile} run")
+    return 1 if bad else 0
+
+
+def _short(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 class Parser(argparse.ArgumentParser):
@@ -327,8 +353,19 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per job (default 1)")
     rp.set_defaults(func=_cmd_reproduce)
 
-    b = command("book", help="build the book from the executed notebooks")
+    b = command("book", help="build the book from the executed notebooks (or from the published results)")
+    b.add_argument("--published", metavar="PROFILE", help="render results/published/PROFILE (computes nothing)")
     b.set_defaults(func=_cmd_book)
+
+    pb = command("publish-results", help="copy a profile's results (tables, downsized images, fp16 networks) "
+                                         "to results/published/PROFILE")
+    pb.add_argument("profile")
+    pb.add_argument("--max-side", type=int_in(64, 4096), default=512, help="longest side of published images (px)")
+    pb.set_defaults(func=_cmd_publish_results)
+
+    cp = command("compare", help="how a fresh run's numbers differ from the published ones (exit 1 outside tolerance)")
+    cp.add_argument("--profile", default="cpu")
+    cp.set_defaults(func=_cmd_compare)
     return p
 
 

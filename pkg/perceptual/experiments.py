@@ -59,7 +59,8 @@ class Context:
 
     def out(self, chapter: str) -> Path:
         folder = paths.results_dir() / self.profile.name / chapter
-        folder.mkdir(parents=True, exist_ok=True)
+        if not paths.read_only():
+            folder.mkdir(parents=True, exist_ok=True)
         return folder
 
     def net(self, name: str | None = None) -> VGGFeatures:
@@ -72,6 +73,26 @@ class Context:
     def meta(self, config, **extra) -> dict:
         return store.provenance(config, getattr(config, "seed", None), self.profile.loss_network, self.device,
                                 profile=self.profile.name, data_root=str(self.root), **extra)
+
+
+def runner(chapter: str, table: str):
+    """Marks a step that writes ``results/<profile>/<chapter>/<table>``. In read-only mode (a book
+    rendered from published results, :func:`perceptual.paths.read_only`) the step returns that
+    table without computing anything, or says that it is missing."""
+    import functools
+
+    def wrap(step):
+        @functools.wraps(step)
+        def run_step(ctx: "Context", *args, **kwargs) -> Path:
+            if paths.read_only():
+                path = paths.results_dir() / ctx.profile.name / chapter / table
+                if not path.is_file():
+                    raise data.DataMissing(f"{path} is not in the results being rendered; regenerate it with "
+                                           f"`make reproduce PROFILE={ctx.profile.name}`")
+                return path
+            return step(ctx, *args, **kwargs)
+        return run_step
+    return wrap
 
 
 def _done(path: Path, key: str) -> bool:
@@ -149,6 +170,7 @@ def style_model(ctx: Context, style_file: str, progress: bool = True) -> Path:
 # Fig. 3 and Fig. 4: inversions
 
 
+@runner("inversion", "inversion.csv")
 def inversions(ctx: Context, progress: bool = True) -> Path:
     p = ctx.profile
     out = ctx.out("inversion")
@@ -182,6 +204,7 @@ def inversions(ctx: Context, progress: bool = True) -> Path:
 # Fig. 5: objective values
 
 
+@runner("objective", "objective.csv")
 def objective_curves(ctx: Context, progress: bool = True) -> Path:
     """Eq. 5 per L-BFGS iteration for the baseline, and for the network's output and the content
     image itself, on ``fig5_images`` images at each ``fig5_sizes``."""
@@ -230,6 +253,7 @@ def _terms(values: dict) -> dict:
     return {"objective": values["total"], "content": values["content"], "style": values["style"], "tv": values["tv"]}
 
 
+@runner("qualitative", "qualitative.csv")
 def qualitative(ctx: Context, progress: bool = True) -> Path:
     """Baseline vs. ours for each style and size; images plus objective values and times."""
     p = ctx.profile
@@ -303,6 +327,7 @@ def match_references(refs: list[Path], contents: dict[str, Path], styles: tuple[
     return pairs
 
 
+@runner("qualitative", "reference.csv")
 def reference_outputs(ctx: Context, progress: bool = False) -> Path:
     """The authors' outputs (``reference_outputs/`` under the data root, where present) for this
     profile's styles, and ours on the same content image at the same size. A reference file is
@@ -340,6 +365,7 @@ def reference_outputs(ctx: Context, progress: bool = False) -> Path:
 # Table 1: speed
 
 
+@runner("speed", "speed.csv")
 def speed(ctx: Context, progress: bool = True) -> Path:
     p = ctx.profile
     model_path = style_model(ctx, p.style_file, progress)
@@ -550,6 +576,7 @@ def sr_models(ctx: Context, factor: int, progress: bool = True) -> tuple[dict, d
     return models, notes
 
 
+@runner("superres", "sr_per_image.csv")
 def superresolution(ctx: Context, progress: bool = True) -> Path:
     """Train what is missing, then PSNR/SSIM (and LPIPS/DISTS where their weights exist) for every
     set × factor × protocol × method, each network output as is and histogram-matched. Writes

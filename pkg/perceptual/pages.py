@@ -215,6 +215,9 @@ def made_by_rows(chapter: str, ctx, tables: Iterable[Path] = ()) -> list[tuple[s
     if _started is not None:
         rows.append(("Run time", f"this notebook ran in {_duration(time.monotonic() - _started)} "
                                  "(cached results are reused, not recomputed)"))
+    if paths.read_only():
+        rows.insert(0, ("Shown from", f"the published results in {paths.results_dir() / p.name} (read, not "
+                                      "recomputed for this page); `perceptual compare` checks a fresh run against them"))
     rows.append(("Regenerate", command(chapter, p.name)))
     return rows
 

@@ -9,6 +9,7 @@ else from the user cache directory.
 | ``PERCEPTUAL_DATA_ROOT`` | local mirror of the datasets (read-only) | the download cache below        |
 | ``PERCEPTUAL_CACHE``     | downloads, decoded weights               | ``~/.cache/perceptual``         |
 | ``PERCEPTUAL_RESULTS``   | generated tables, models, notebooks      | ``<checkout>/results``          |
+| ``PERCEPTUAL_READ_ONLY`` | ``1``: only read results (published book) | unset                          |
 """
 from __future__ import annotations
 
@@ -63,6 +64,12 @@ def published_dir() -> Path:
     if ROOT is None:
         raise RuntimeError("published results live in the git checkout; install with `pip install -e .`")
     return ROOT / "results" / "published"
+
+
+def read_only() -> bool:
+    """True while rendering published results (``PERCEPTUAL_READ_ONLY=1``): runners only read
+    their tables and never compute (:func:`perceptual.experiments.runner`)."""
+    return os.environ.get("PERCEPTUAL_READ_ONLY", "").strip() == "1"
 
 
 def tables_dir() -> Path:

@@ -19,7 +19,7 @@ import torch
 
 from . import claims, paths, store
 
-CHAPTER_DIRS = ("inversion", "objective", "qualitative", "speed", "superres")
+CHAPTER_DIRS = ("inversion", "objective", "qualitative", "speed", "superres", "custom_loss")
 RUN_FILES = ("log.csv", "val.csv", "train.log")
 
 
