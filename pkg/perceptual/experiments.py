@@ -250,7 +250,8 @@ def objective_curves(ctx: Context, progress: bool = True) -> Path:
 
 def _terms(values: dict) -> dict:
     """Eq. 5 and its weighted terms, as table columns (claim C5 compares them separately)."""
-    return {"objective": values["total"], "content": values["content"], "style": values["style"], "tv": values["tv"]}
+    return {"objective": values["total"], "content_term": values["content"], "style_term": values["style"],
+            "tv_term": values["tv"]}
 
 
 @runner("qualitative", "qualitative.csv")
@@ -263,7 +264,7 @@ def qualitative(ctx: Context, progress: bool = True) -> Path:
     cfgs = {s: replace(GatysConfig(), iterations=p.fig5_iterations, loss=style_config(ctx, s).loss, seed=p.style.seed)
             for s in p.qualitative_styles}  # the baseline uses exactly the λ its network was trained with
     key = config_hash((list(cfgs.values()), p.qualitative_sizes, p.qualitative_images, p.content_dir,
-                       [store.read_meta_or_none(m) for m in models.values()], "terms"))
+                       [store.read_meta_or_none(m) for m in models.values()], "terms-v2"))
     if _done(table, key):
         return table
     net = ctx.net(p.style.loss.network)
