@@ -249,7 +249,8 @@ def evaluate(sets: Sequence[tuple[str, Path]], factor: int, models: dict[str, Pa
     ``models`` maps a method (srcnn, srcnn-published, pixel, feat) to a checkpoint or a network.
     Rows: dataset, image, factor, protocol, method, matched, psnr, ssim, <perceptual metric>…, and
     the detail measures of :func:`perceptual.detail.sr_measures` (same crop). The first
-    ``save_images`` of each set are saved (HR, LR, every output) under the default protocol.
+    ``save_images`` of each set are saved (HR, LR, every output) under the default protocol, where
+    the detail measures are computed (they are NaN under the others).
     """
     from tqdm.auto import tqdm
 
@@ -271,15 +272,19 @@ def evaluate(sets: Sequence[tuple[str, Path]], factor: int, models: dict[str, Pa
                 if save:
                     images.write_image(hr, out_dir / image_name(set_name, path.stem, factor, "hr"))
                     images.write_image(lr, out_dir / image_name(set_name, path.stem, factor, "lr"))
+                raw: dict[str, torch.Tensor] = {}  # each network runs once; matching is applied to its output
                 for method, match in variants(list(loaded)):
-                    out = super_resolve(method, lr, factor, loaded.get(method), match)
+                    if method not in raw:
+                        raw[method] = super_resolve(method, lr, factor, loaded.get(method))
+                    out = histogram_match(raw[method], lr) if match else raw[method]
                     out8 = images.to_uint8(out)
                     crop = out8[factor:-factor, factor:-factor]
+                    measures = detail.sr_measures(ref, crop) if protocol == DEFAULT_PROTOCOL else {}
                     rows.append({"dataset": set_name, "image": path.stem, "factor": factor, "protocol": protocol,
                                  "method": method, "matched": match,
                                  "psnr": metrics.psnr_y(hr8, out8, border=factor),
                                  "ssim": metrics.ssim_y(hr8, out8, border=factor),
-                                 **{m.name: m(ref, crop) for m in perceptual}, **detail.sr_measures(ref, crop)})
+                                 **{m.name: m(ref, crop) for m in perceptual}, **measures})
                     if save:
                         images.write_image(out, out_dir / image_name(set_name, path.stem, factor, method, match))
     return pd.DataFrame(rows)
