@@ -280,7 +280,8 @@ def _c9(res: Results) -> tuple[str, str]:
     more = int((p.feat > p.pixel).sum())
     text = (f"gradient energy / ground truth's: ℓ_feat {p.feat.mean():.2f} vs ℓ_pixel {p.pixel.mean():.2f} "
             f"(mean over set×factor; ℓ_feat higher in {more} of {len(p)})")
-    lp = _sr_pair(s, "lpips", "pixel", "feat") if "lpips" in s else pd.DataFrame()
+    numeric = "lpips" in s and pd.to_numeric(s["lpips"], errors="coerce").notna().all()  # else: the reason
+    lp = _sr_pair(s, "lpips", "pixel", "feat") if numeric else pd.DataFrame()
     if len(lp):
         text += f"; LPIPS ℓ_feat {lp.feat.mean():.3f} vs ℓ_pixel {lp.pixel.mean():.3f}"
     return text, REPRODUCED if more == len(p) else PARTLY if more >= len(p) / 2 else NOT
@@ -339,7 +340,7 @@ def evaluate(profile: str, root: Path | None = None) -> pd.DataFrame:
     for c in CLAIMS:
         try:
             evidence, verdict = c.test(res)
-        except (KeyError, ValueError, IndexError) as err:  # a table of an unexpected shape
+        except (KeyError, ValueError, IndexError, TypeError) as err:  # a table of an unexpected shape
             evidence, verdict = f"could not be evaluated: {type(err).__name__}: {err}", UNTESTED
         rows.append({"claim": c.id, "where": c.where, "paper": c.statement, "evidence": evidence,
                      "verdict": verdict, "rule": c.rule})
@@ -359,7 +360,7 @@ def targets(profile: str, root: Path | None = None) -> pd.DataFrame:
         k = float(g.matched_at.median())
         rows.append({"target": f"C1: network ≤ L-BFGS@100 at {size}² (stretch ≤ @50)",
                      "measured": f"L-BFGS matches the network at iteration {'≥' + str(int(g.iterations_run.max())) if np.isinf(k) else int(k)} (median)",
-                     "met": "yes (stretch too)" if k >= 100 else "yes" if k >= 100 else "no"})
+                     "met": "yes" if k >= 100 else "only ≤ L-BFGS@50" if k >= 50 else "no"})
     sp = res.table("speed/speed.csv")
     if sp is not None:
         rows.append({"target": "C4: ≥ 1000× vs 500 iterations at every size",
