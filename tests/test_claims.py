@@ -73,7 +73,10 @@ def test_targets_report_misses_with_numbers(results):
 def test_publish_then_compare(results, tmp_path):
     from PIL import Image
 
-    Image.fromarray(np.zeros((900, 600, 3), np.uint8)).save(results / "p/superres/big.png")
+    (results / "p/qualitative").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((900, 600, 3), np.uint8)).save(results / "p/qualitative/big.png")
+    for name in ("Set5_a_x4_hr", "Set5_a_x4_pixel", "Set5_b_x4_hr", "Set5_c_x4_hr", "Set5_c_x4_pixel"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(results / f"p/superres/{name}.png")
     run = results / "p/models/sr-x4-pixel-abc"
     run.mkdir(parents=True)
     model = SRNet(4)
@@ -81,8 +84,11 @@ def test_publish_then_compare(results, tmp_path):
     (run / "log.csv").write_text("iteration,total\n0,1\n")
     (results / "p/step_times.json").write_text(json.dumps({"objective": 60.0}))
     dst = published.publish("p", max_side=300, source=results / "p", target=tmp_path / "pub" / "p")
-    with Image.open(dst / "superres/big.png") as im:
+    with Image.open(dst / "qualitative/big.png") as im:
         assert max(im.size) == 300
+    # SR examples: all files of the first two test images per factor (sr_examples=2), none of the third
+    assert sorted(f.name for f in (dst / "superres").glob("*.png")) == [
+        "Set5_a_x4_hr.png", "Set5_a_x4_pixel.png", "Set5_b_x4_hr.png"]
     saved = torch.load(dst / "models/sr-x4-pixel-abc/model.pt", weights_only=False)
     assert all(v.dtype == torch.float16 for v in saved["model"].values() if v.is_floating_point())
     from perceptual.train import load_model

@@ -42,9 +42,22 @@ def _fp16_model(src: Path, dst: Path) -> None:
     store.atomic_torch_save({"model": state, "meta": meta}, dst)
 
 
+def _sr_examples(files: list[Path], n: int) -> set[str]:
+    """The super-resolution images of the first ``n`` test images per factor (in the order the SR
+    chapter shows them: sorted by set and image). They stay full size: detail is the point."""
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        if f.name.endswith("_hr.png"):
+            prefix = f.name[: -len("_hr.png")]  # <set>_<image>_x<f>
+            groups.setdefault(prefix.rsplit("_", 1)[1], []).append(prefix)
+    chosen = [p for prefixes in groups.values() for p in sorted(prefixes)[:n]]
+    return {f.name for f in files for p in chosen if f.name.startswith(p + "_")}
+
+
 def publish(profile: str, max_side: int = 512, budget_mb: float = 30.0, source: Path | None = None,
-            target: Path | None = None) -> Path:
-    """Copy ``results/<profile>`` into ``results/published/<profile>`` (replacing it)."""
+            target: Path | None = None, sr_examples: int = 2) -> Path:
+    """Copy ``results/<profile>`` into ``results/published/<profile>`` (replacing it); of the SR
+    example images, those of ``sr_examples`` test images per factor."""
     src = source or paths.results_dir() / profile
     dst = target or paths.published_dir() / profile
     if not (src / "objective").is_dir() and not (src / "superres").is_dir():
@@ -52,11 +65,13 @@ def publish(profile: str, max_side: int = 512, budget_mb: float = 30.0, source: 
     staging = dst.with_name(f".{dst.name}.new")
     shutil.rmtree(staging, ignore_errors=True)
     for chapter in CHAPTER_DIRS:
-        for f in sorted((src / chapter).glob("*")) if (src / chapter).is_dir() else []:
+        files = sorted((src / chapter).glob("*")) if (src / chapter).is_dir() else []
+        keep = _sr_examples(files, sr_examples) if chapter == "superres" else None
+        for f in files:
             if f.suffix in (".csv", ".json"):
                 (staging / chapter).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(f, staging / chapter / f.name)
-            elif f.suffix == ".png":
+            elif f.suffix == ".png" and (keep is None or f.name in keep):
                 _downsized_png(f, staging / chapter / f.name, max_side)
     for f in ("step_times.json", "reproduce.log"):
         if (src / f).is_file():
