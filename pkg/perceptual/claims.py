@@ -270,13 +270,19 @@ def _c8(res: Results) -> tuple[str, str]:
     return "; ".join(parts), REPRODUCED if wins == total else PARTLY if wins >= total / 2 else NOT
 
 
-def _c9(res: Results) -> tuple[str, str]:
+def _detail(res: Results, column: str, what: str) -> tuple[pd.DataFrame | None, pd.DataFrame | str]:
+    """(the SR table, ℓ_pixel vs ℓ_feat of ``column``) or (None, why it cannot be tested)."""
     s = sr_table(res)
-    if s is None or "grad_ratio" not in s:
-        return "detail measures not computed", UNTESTED
-    p = _sr_pair(s, "grad_ratio", "pixel", "feat")
-    if not len(p):
-        return "ℓ_pixel and ℓ_feat not both evaluated", UNTESTED
+    if s is None or column not in s:
+        return None, f"{what} not computed"
+    p = _sr_pair(s, column, "pixel", "feat")
+    return (s, p) if len(p) else (None, "ℓ_pixel and ℓ_feat not both evaluated")
+
+
+def _c9(res: Results) -> tuple[str, str]:
+    s, p = _detail(res, "grad_ratio", "detail measures")
+    if s is None:
+        return p, UNTESTED
     more = int((p.feat > p.pixel).sum())
     text = (f"gradient energy / ground truth's: ℓ_feat {p.feat.mean():.2f} vs ℓ_pixel {p.pixel.mean():.2f} "
             f"(mean over set×factor; ℓ_feat higher in {more} of {len(p)})")
@@ -288,12 +294,9 @@ def _c9(res: Results) -> tuple[str, str]:
 
 
 def _c10(res: Results) -> tuple[str, str]:
-    s = sr_table(res)
-    if s is None or "hatch_peak" not in s:
-        return "residual spectra not computed", UNTESTED
-    p = _sr_pair(s, "hatch_peak", "pixel", "feat")
-    if not len(p):
-        return "ℓ_pixel and ℓ_feat not both evaluated", UNTESTED
+    s, p = _detail(res, "hatch_peak", "residual spectra")
+    if s is None:
+        return p, UNTESTED
     ratio = float((p.feat / p.pixel).median())
     text = (f"strongest periodic peak of the residual spectrum, ℓ_feat / ℓ_pixel: median {ratio:.2f}× over "
             f"{len(p)} set×factor")
