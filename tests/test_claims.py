@@ -64,6 +64,14 @@ def test_lbfgs_equivalent_by_hand():
     assert eq.lbfgs_100.iloc[0] == pytest.approx(1000 / 101 + 10)
 
 
+def test_targets_without_fig5_at_the_training_size(results):
+    store.write_table(_objective({64: 20.0, 128: 20.0}), results / "p/objective/objective.csv",
+                      {"summary": "network trained 10 iterations at 96², batch 2"})  # the demo profile's layout
+    t = claims.targets("p", results)
+    assert not any(t.target.str.startswith("C1")) and any(t.target.str.startswith("C4"))
+    assert claims.evaluate("p", results).set_index("claim").loc["C1", "verdict"] == claims.UNTESTED
+
+
 def test_targets_report_misses_with_numbers(results):
     t = claims.targets("p", results).set_index("target")
     row = [r for r in t.index if r.startswith("×4 ℓ_pixel")][0]

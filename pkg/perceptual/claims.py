@@ -358,8 +358,8 @@ def targets(profile: str, root: Path | None = None) -> pd.DataFrame:
     res = Results(profile, root)
     rows = []
     eq, size = _fig5(res), _train_size(res)
-    if eq is not None and size is not None:
-        g = eq[eq["size"] == size]
+    g = eq[eq["size"] == size] if eq is not None and size is not None else None
+    if g is not None and len(g):  # Fig. 5 measured at the training size
         k = float(g.matched_at.median())
         rows.append({"target": f"C1: network ≤ L-BFGS@100 at {size}² (stretch ≤ @50)",
                      "measured": f"L-BFGS matches the network at iteration {'≥' + str(int(g.iterations_run.max())) if np.isinf(k) else int(k)} (median)",
