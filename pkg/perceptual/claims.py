@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import detail, paths, store
+from . import detail, metrics, paths, store
 
 REPRODUCED, PARTLY, NOT, UNTESTED = "reproduced", "partly", "not reproduced", "not tested"
 
@@ -77,11 +77,16 @@ def lbfgs_equivalent(obj: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _iterations(k: float, run: int) -> str:
+    """L-BFGS iterations to match the network: ``≥ run`` when it never did within the run."""
+    return f"≥{int(run)}" if np.isinf(k) else str(int(k))
+
+
 def _matched_verdict(k: float) -> str:
     return REPRODUCED if k >= 50 else PARTLY if k >= 25 else NOT
 
 
-def _fig5(res: Results) -> pd.DataFrame | None:
+def fig5(res: Results) -> pd.DataFrame | None:
     obj = res.table("objective/objective.csv")
     return None if obj is None else lbfgs_equivalent(obj)
 
@@ -95,7 +100,7 @@ def _train_size(res: Results) -> int | None:
 
 
 def _c1(res: Results, larger: bool = False) -> tuple[str, str]:
-    eq = _fig5(res)
+    eq = fig5(res)
     size = _train_size(res)
     if eq is None or size is None:
         return "objective/objective.csv not computed", UNTESTED
@@ -107,17 +112,16 @@ def _c1(res: Results, larger: bool = False) -> tuple[str, str]:
         g = eq[eq["size"] == s]
         k = float(g.matched_at.median())
         verdicts.append(_matched_verdict(k))
-        ks = ", ".join("≥" + str(int(r.iterations_run)) if np.isinf(r.matched_at) else str(int(r.matched_at))
-                       for r in g.itertuples())
+        ks = ", ".join(_iterations(r.matched_at, r.iterations_run) for r in g.itertuples())
         parts.append(f"{s}²: network {g.network.median():.3g} vs L-BFGS@50 {g.lbfgs_50.median():.3g}, "
                      f"@100 {g.lbfgs_100.median():.3g}; L-BFGS matches the network at iteration {ks} "
-                     f"(median {'≥' + str(int(g.iterations_run.max())) if np.isinf(k) else int(k)}, {len(g)} images)")
+                     f"(median {_iterations(k, g.iterations_run.max())}, {len(g)} images)")
     order = [REPRODUCED, PARTLY, NOT]
     return "; ".join(parts), max(verdicts, key=order.index)
 
 
 def _c3(res: Results) -> tuple[str, str]:
-    eq = _fig5(res)
+    eq = fig5(res)
     if eq is None:
         return "objective/objective.csv not computed", UNTESTED
     ratios = eq.content / np.maximum(eq.network, eq.lbfgs_last)
@@ -127,7 +131,7 @@ def _c3(res: Results) -> tuple[str, str]:
 
 
 def _c11(res: Results) -> tuple[str, str]:
-    eq = _fig5(res)
+    eq = fig5(res)
     size = _train_size(res)
     if eq is None or size is None:
         return "objective/objective.csv not computed", UNTESTED
@@ -190,21 +194,17 @@ def _layers(res: Results, figure: str) -> list[str]:
 def inversion_measures(res: Results) -> pd.DataFrame | None:
     """Per layer: feature reconstructions' PSNR and colour-histogram distance to the target,
     style reconstructions' dominant wavelength (px)."""
-    from . import metrics
-
-    target, style_t = res.image("inversion/feature_target.png"), res.image("inversion/style_target.png")
+    target = res.image("inversion/feature_target.png")
     if target is None:
         return None
     rows = []
     for layer in _layers(res, "fig3"):
         img = res.image(f"inversion/feature_{layer}.png")
-        mse = float(((img - target) ** 2).mean())
-        rows.append({"figure": "fig3", "layer": layer, "psnr": 10 * np.log10(255 ** 2 / mse),
+        rows.append({"figure": "fig3", "layer": layer, "psnr": metrics.psnr_rgb(target, img),
                      "colour_distance": detail.colour_histogram_distance(img, target)})
     for layer in _layers(res, "fig4"):
         img = res.image(f"inversion/style_{layer}.png")
         rows.append({"figure": "fig4", "layer": layer, "wavelength": detail.dominant_wavelength(img)})
-    del metrics, style_t
     return pd.DataFrame(rows)
 
 
@@ -357,12 +357,12 @@ def evaluate(profile: str, root: Path | None = None) -> pd.DataFrame:
 def targets(profile: str, root: Path | None = None) -> pd.DataFrame:
     res = Results(profile, root)
     rows = []
-    eq, size = _fig5(res), _train_size(res)
+    eq, size = fig5(res), _train_size(res)
     g = eq[eq["size"] == size] if eq is not None and size is not None else None
     if g is not None and len(g):  # Fig. 5 measured at the training size
         k = float(g.matched_at.median())
         rows.append({"target": f"C1: network ≤ L-BFGS@100 at {size}² (stretch ≤ @50)",
-                     "measured": f"L-BFGS matches the network at iteration {'≥' + str(int(g.iterations_run.max())) if np.isinf(k) else int(k)} (median)",
+                     "measured": f"L-BFGS matches the network at iteration {_iterations(k, g.iterations_run.max())} (median)",
                      "met": "yes" if k >= 100 else "only ≤ L-BFGS@50" if k >= 50 else "no"})
     sp = res.table("speed/speed.csv")
     if sp is not None:

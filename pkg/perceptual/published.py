@@ -128,7 +128,7 @@ def _numbers(root: Path, profile: str) -> dict[str, tuple[float | str, str]]:
     out: dict[str, tuple[float | str, str]] = {}
     for row in claims.evaluate(profile, root).itertuples():
         out[f"{row.claim} verdict"] = (row.verdict, "verdict")
-    eq = claims._fig5(res)
+    eq = claims.fig5(res)
     if eq is not None:
         for size, g in eq.groupby("size"):
             out[f"Fig. 5 {size}² network Eq. 5 (median)"] = (float(g.network.median()), "objective")
