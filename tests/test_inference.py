@@ -128,3 +128,44 @@ def test_onnx_export_matches_pytorch_on_real_images(tmp_path, small_net, photo, 
 
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert props["perceptual.kind"] == "style"
+
+
+@pytest.mark.parametrize("k,r,size", [(9, 4, (37, 50)), (9, 2, (40, 40)), (5, 4, (13, 21)), (9, 3, (17, 29))])
+def test_polyphase_conv_is_the_same_convolution(k, r, size):
+    """Space-to-depth by r, a ⌈(k + r − 1)/r⌉² convolution, depth-to-space: equal to the k×k one
+    in float64 on sizes that are and are not multiples of r."""
+    torch.manual_seed(k + r)
+    conv = nn.Conv2d(5, 3, k, padding=k // 2).double()
+    poly = inference.PolyphaseConv(conv, r)
+    assert poly.weight.shape == (3 * r * r, 5 * r * r, -(-(k + r - 1) // r), -(-(k + r - 1) // r))
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        x = torch.randn(2, 5, *size, dtype=torch.float64).contiguous(memory_format=fmt)
+        assert torch.allclose(poly(x), conv(x), atol=1e-12)
+    assert not inference.PolyphaseConv.applies(nn.Conv2d(5, 8, 9, padding=4))  # many outputs: left alone
+    assert not inference.PolyphaseConv.applies(nn.Conv2d(5, 3, 9, padding=0))  # not "same"
+    assert not inference.PolyphaseConv.applies(nn.Conv2d(5, 3, 9, padding=4, stride=2))
+
+
+def test_instance_stats_equal_instance_norm():
+    torch.manual_seed(1)
+    norm = nn.InstanceNorm2d(6, affine=True).double()
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2)
+        norm.bias.normal_()
+    stats = inference.InstanceStats(norm)
+    for batch in (1, 3):
+        x = (torch.randn(batch, 6, 9, 11, dtype=torch.float64) * 4 + 7).contiguous(memory_format=torch.channels_last)
+        out = stats(x)
+        assert torch.allclose(out, norm(x), atol=1e-10)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_fast_path_swaps_in_the_faster_layers():
+    """The output conv becomes a polyphase one, instance norms keep channels-last memory, and the
+    fast instance-norm network is still refused tiles (its statistics are per image)."""
+    fast = inference.inference_model(calibrated(StyleNet(width=8, norm="instance")))
+    assert isinstance(fast.out, inference.PolyphaseConv)
+    assert not any(isinstance(m, nn.InstanceNorm2d) for m in fast.modules())
+    assert any(isinstance(m, inference.InstanceStats) for m in fast.modules())
+    assert inference.geometry(fast).instance_norm
+    assert isinstance(inference.inference_model(SRNet(4).eval()).out, inference.PolyphaseConv)

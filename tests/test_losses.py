@@ -36,6 +36,16 @@ def test_gram_symmetric_and_scaling():
     assert torch.allclose(losses.gram(torch.cat([f, f], dim=3)), g, atol=1e-6)
 
 
+def test_gram_in_chunks_equals_one_product(monkeypatch):
+    """Split into column chunks (the last one zero-padded): the same Gram as ψψᵀ/(CHW) in float64."""
+    f = torch.randn(2, 3, 7, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    psi = f.reshape(2, 3, 63)
+    whole = psi @ psi.transpose(1, 2) / 189
+    for chunk in (1000, 10, 7, 1):  # one piece; 7 pieces of 9; 9 of 7; 63 of 1
+        monkeypatch.setattr(losses, "GRAM_CHUNK", chunk)
+        assert torch.allclose(losses.gram(f).double(), whole, atol=1e-12)
+
+
 def test_gram_distance_conventions():
     g1 = torch.tensor([[[1.0, 2.0], [2.0, 0.0]]])
     g2 = torch.zeros(1, 2, 2)

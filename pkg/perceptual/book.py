@@ -274,7 +274,8 @@ def build(profile: str | None = None, src: Path | None = None) -> int:
 def published_profiles() -> list[str]:
     """Profiles with committed results under ``results/published/`` (``perceptual publish``)."""
     root = paths.published_dir()
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and p.name != paths.BENCHMARKS) if root.is_dir() else []
 
 
 def render_published(profile: str | None = None) -> int:

@@ -228,6 +228,13 @@ def _cmd_publish_results(args) -> int:
     return 0
 
 
+def _cmd_publish_bench(args) -> int:
+    from . import published
+
+    print(f"{published.publish_bench(args.table)}; commit it to show it in every book's Speed chapter")
+    return 0
+
+
 def _cmd_compare(args) -> int:
     from . import published
 
@@ -362,6 +369,11 @@ def parser() -> argparse.ArgumentParser:
     pb.add_argument("profile")
     pb.add_argument("--max-side", type=int_in(64, 4096), default=512, help="longest side of published images (px)")
     pb.set_defaults(func=_cmd_publish_results)
+
+    pbb = command("publish-bench", help="copy a bench table measured on another machine (a GPU box) to "
+                                        "results/published/benchmarks/")
+    pbb.add_argument("table", help="results/<profile>/speed/bench.csv")
+    pbb.set_defaults(func=_cmd_publish_bench)
 
     cp = command("compare", help="how a fresh run's numbers differ from the published ones (exit 1 outside tolerance)")
     cp.add_argument("--profile", default="cpu")

@@ -455,6 +455,7 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
 
     p, sizes, device = ctx.profile, TINY if tiny else BENCH, ctx.device
     prec = resolve("auto", device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed sizes: autotuned, as train.fit does
     train_files, _ = split_files([ctx.data(d) for d in p.train_dirs], 0)
     cfg = style_config(ctx, p.style_file)
     net = ctx.net(cfg.loss.network)
@@ -476,14 +477,15 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
     batches = _batches(SquareImages(train_files, sizes.style_size, cfg.resize), sizes.iterations, sizes.style_batch,
                        cfg.seed)
     rows += bench.training_rows(f"style-{sizes.style_size}-b{sizes.style_batch}", style_net, style_step, batches, net,
-                                device, prec, cfg.lr, sizes.warmup, sizes.tail, compile)
+                                device, prec, cfg.lr, sizes.warmup, sizes.tail, compile, progress)
     sr_cfg = replace(p.sr, factor=4, patch=sizes.sr_patch, batch_size=sizes.sr_batch, loss="feat")
     log.info("bench: SR ×4 training %d² patches, batch %d", sizes.sr_patch, sizes.sr_batch)
     batches = _batches(Patches(train_files, sr_cfg.patch, 4, sr_cfg.blur_sigma), sizes.iterations, sr_cfg.batch_size,
                        sr_cfg.seed)
     sr_lossnet = net if sr_cfg.network == cfg.loss.network else ctx.net(sr_cfg.network)
     rows += bench.training_rows(f"sr-x4-{sizes.sr_patch}-b{sizes.sr_batch}", sr_net, sr_loss(sr_cfg, "feat", sr_lossnet),
-                                batches, sr_lossnet, device, prec, sr_cfg.lr, sizes.warmup, sizes.tail, compile)
+                                batches, sr_lossnet, device, prec, sr_cfg.lr, sizes.warmup, sizes.tail, compile,
+                                progress)
     del batches
 
     content = [square_image(f, max(sizes.inference_sizes)) for f in ctx.content_files(1)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import torch
+import torch.nn.functional as F
 
 from .precision import fp32
 
@@ -31,12 +32,24 @@ def feature_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (fp32(output) - fp32(target)).pow(2).flatten(1).mean(1).mean()
 
 
+GRAM_CHUNK = 4096  # columns of ψ per partial product (see :func:`gram`)
+
+
 def gram(features: torch.Tensor) -> torch.Tensor:
-    """Eq. 3: G = ψψᵀ / (C·H·W) with ψ the (C, H·W) reshaping. (B, C, H, W) → (B, C, C)."""
+    """Eq. 3: G = ψψᵀ / (C·H·W) with ψ the (C, H·W) reshaping. (B, C, H, W) → (B, C, C).
+
+    In float32, as the sum of partial products over chunks of ≤ ``GRAM_CHUNK`` columns (zero
+    columns pad the last one): one long, thin product runs on a handful of GPU thread blocks — on
+    an H100 relu1_2's Gram at 256² took 0.86 ms, a quarter of a training step."""
     b, c, h, w = features.shape
+    n = h * w
+    pieces = -(-n // GRAM_CHUNK)
+    width = -(-n // pieces)
     with torch.autocast(features.device.type, enabled=False):
-        psi = fp32(features).reshape(b, c, h * w)  # (B, C, HW)
-        return torch.bmm(psi, psi.transpose(1, 2)) / (c * h * w)
+        psi = fp32(features).reshape(b, c, n)  # (B, C, HW)
+        if pieces > 1:
+            psi = F.pad(psi, (0, pieces * width - n)).reshape(b, c, pieces, width).transpose(1, 2)  # (B, k, C, m)
+        return (psi @ psi.transpose(-1, -2)).reshape(b, -1, c, c).sum(1) / (c * h * w)  # (B, C, C)
 
 
 def gram_distance(g_out: torch.Tensor, g_target: torch.Tensor, norm: str = "paper") -> torch.Tensor:

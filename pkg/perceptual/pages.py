@@ -169,6 +169,41 @@ def table(frame, columns: dict[str, str] | None = None, formats: dict[str, Forma
     return Table(list(columns.values()), rows, notes, caption)
 
 
+def bench_tables(path: Path) -> list[Table]:
+    """The Speed chapter's view of one ``perceptual bench`` table: the targets judged by
+    :func:`perceptual.bench.judge`, training iterations/s with the loss agreement, and inference
+    seconds per image with the PSNR of each path, sizes side by side."""
+    import pandas as pd
+
+    from . import bench
+
+    df, meta = pd.read_csv(path), store.read_meta(path)
+    where = f"{df.hardware.iloc[0]}; profile {meta.get('profile')}, loss network {meta.get('loss_network')}, " \
+            f"code {meta.get('code_version')}"
+    judged = bench.judge(df).assign(verdict=lambda t: t.met.map({True: "met", False: "missed"}))
+    targets = table(judged, {"target": "target", "rule": "rule", "measured": "measured", "variant": "best path",
+                             "fp32_repeat": "fp32 repeat", "verdict": "verdict"},
+                    caption=f"Targets (issue 12) — {where}", missing="not applicable",
+                    notes=["Rule: speed targets take the best fast row (inference rows only with PSNR ≥ "
+                           f"{bench.MIN_PSNR:g} dB against the network as trained); the loss agreement takes the "
+                           "reduced-precision fast path, final 20-iteration mean loss / the fp32 run's. fp32 repeat: "
+                           "the same ratio between two fp32 runs (CUDA only: autotuned cuDNN is not bit-reproducible)."])
+    train = table(df[df.kind == "train"], {"case": "case", "variant": "path", "its_per_s": "iterations/s",
+                                           "speedup": "speed-up (×)", "final_loss": "final loss",
+                                           "loss_ratio": "loss / fp32"},
+                  formats={"its_per_s": ".2f", "speedup": ".2f", "loss_ratio": ".3f"},
+                  caption="Training: iterations per second after the warm-up, and the loss agreement",
+                  notes=[f"Settings: {meta.get('summary', '')}."])
+    infer = df[df.kind == "inference"].pivot(index="variant", columns="size", values=["seconds", "speedup",
+                                                                                     "psnr_vs_fp32"])
+    infer.columns = [f"{int(size)}² {dict(seconds='s', speedup='×', psnr_vs_fp32='PSNR dB')[q]}"
+                     for q, size in infer.columns]
+    infer = infer.reset_index().rename(columns={"variant": "path"})
+    return [targets, train, table(infer, caption="Inference: seconds per image, speed-up over the network as "
+                                                 "trained, PSNR against it (inf: identical)",
+                                  notes=["ONNX Runtime runs on its CPU execution provider, on a GPU box too."])]
+
+
 # ---------------------------------------------------------------------------------------------
 # "How this page was made"
 

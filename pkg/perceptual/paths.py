@@ -66,6 +66,15 @@ def published_dir() -> Path:
     return ROOT / "results" / "published"
 
 
+def published_benchmarks_dir() -> Path:
+    """Speed benchmark tables measured on other machines (a GPU box), committed beside the
+    published profiles (``perceptual publish-bench``); the Speed chapter shows every one."""
+    return published_dir() / BENCHMARKS
+
+
+BENCHMARKS = "benchmarks"  # the one folder under results/published that is no profile
+
+
 def read_only() -> bool:
     """True while rendering published results (``PERCEPTUAL_READ_ONLY=1``): runners only read
     their tables and never compute (:func:`perceptual.experiments.runner`)."""

@@ -169,3 +169,21 @@ def compare(profile: str, fresh: Path | None = None, published: Path | None = No
             rows.append({"number": name, "published": pv, "fresh": fv, "tolerance": str(tol),
                          "within": tol.holds(float(pv), float(fv))})
     return pd.DataFrame(rows)
+
+
+def publish_bench(table: Path) -> Path:
+    """Copy a ``perceptual bench`` table (and its ``.meta.json``) measured on another machine into
+    ``results/published/benchmarks/<profile>-<device>.csv``, where every book's Speed chapter shows it."""
+    import re
+
+    table = Path(table)
+    if not table.is_file() or not store.meta_path(table).is_file():
+        raise FileNotFoundError(f"{table}: not a bench table with its .meta.json beside it "
+                                f"(run `perceptual bench` first; it writes results/<profile>/speed/bench.csv)")
+    frame, meta = pd.read_csv(table), store.read_meta(table)
+    if "kind" not in frame or "hardware" not in frame:
+        raise ValueError(f"{table}: not a bench table (no kind/hardware columns)")
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{meta.get('profile', 'unknown')}-{frame.hardware.iloc[0]}".lower()).strip("-")
+    dst = paths.published_benchmarks_dir() / f"{slug}.csv"
+    store.write_table(frame, dst, meta)
+    return dst

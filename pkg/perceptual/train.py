@@ -399,7 +399,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         torch.manual_seed(seed)
         prec = precision.resolve(cfg.precision, device)
         precision.channels_last(model.to(device)).train()
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        opt = precision.adam(model.parameters(), cfg.lr, device)
         scaler = precision.scaler(device, prec)
 
         def save_model() -> None:
