@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -123,6 +124,15 @@ def code_version() -> str:
     return __version__
 
 
+def source_hash() -> str:
+    """sha256 (first 12 hex digits) of the package's Python sources: names the code exactly where
+    ``git describe`` says ``-dirty`` or the checkout's history is not there (a copied tree)."""
+    digest = hashlib.sha256()
+    for f in sorted(paths.PACKAGE.rglob("*.py")):
+        digest.update(f.relative_to(paths.PACKAGE).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def hardware(device: str | torch.device | None = None) -> dict[str, Any]:
     """CPU, GPU and software versions of the machine running now."""
     info: dict[str, Any] = {
@@ -157,6 +167,7 @@ def provenance(config: Any = None, seed: int | None = None, loss_network: str | 
     return to_jsonable({
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "code_version": code_version(),
+        "source_hash": source_hash(),
         "config": config,
         "seed": seed,
         "loss_network": loss_network,
