@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from perceptual import cli, demo, export, images, inference, metrics, store
-from perceptual.transformer import SRNet, StyleNet
+from perceptual.transformer import InstanceNorm, SRNet, StyleNet
 
 
 def calibrated(model: nn.Module) -> nn.Module:
@@ -146,26 +146,39 @@ def test_polyphase_conv_is_the_same_convolution(k, r, size):
     assert not inference.PolyphaseConv.applies(nn.Conv2d(5, 3, 9, padding=4, stride=2))
 
 
-def test_instance_stats_equal_instance_norm():
+def test_channels_last_instance_norm_equals_instance_norm_with_gradients():
+    """transformer.InstanceNorm on channels-last input: per-image batch statistics, the same
+    values and gradients as nn.InstanceNorm2d (float64), and the memory stays channels-last."""
     torch.manual_seed(1)
-    norm = nn.InstanceNorm2d(6, affine=True).double()
+    ref = nn.InstanceNorm2d(6, affine=True).double()
     with torch.no_grad():
-        norm.weight.uniform_(0.5, 2)
-        norm.bias.normal_()
-    stats = inference.InstanceStats(norm)
+        ref.weight.uniform_(0.5, 2)
+        ref.bias.normal_()
+    ours = InstanceNorm(6, affine=True).double()
+    ours.load_state_dict(ref.state_dict())
     for batch in (1, 3):
         x = (torch.randn(batch, 6, 9, 11, dtype=torch.float64) * 4 + 7).contiguous(memory_format=torch.channels_last)
-        out = stats(x)
-        assert torch.allclose(out, norm(x), atol=1e-10)
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out, expected = ours(a), ref(b)
         assert out.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(out, expected, atol=1e-10)
+        weights = torch.randn_like(expected)
+        (out * weights).sum().backward()
+        (expected * weights).sum().backward()
+        assert torch.allclose(a.grad, b.grad, atol=1e-10)
+        assert torch.allclose(ours.weight.grad, ref.weight.grad, atol=1e-10)
+        ours.zero_grad(), ref.zero_grad()
 
 
 def test_fast_path_swaps_in_the_faster_layers():
-    """The output conv becomes a polyphase one, instance norms keep channels-last memory, and the
+    """The output conv becomes a polyphase one, instance norms are the channels-last kind, and the
     fast instance-norm network is still refused tiles (its statistics are per image)."""
     fast = inference.inference_model(calibrated(StyleNet(width=8, norm="instance")))
     assert isinstance(fast.out, inference.PolyphaseConv)
-    assert not any(isinstance(m, nn.InstanceNorm2d) for m in fast.modules())
-    assert any(isinstance(m, inference.InstanceStats) for m in fast.modules())
+    norms = [m for m in fast.modules() if isinstance(m, nn.InstanceNorm2d)]
+    assert norms and all(type(m) is InstanceNorm for m in norms)
     assert inference.geometry(fast).instance_norm
+    plain = StyleNet(width=8, norm="instance").eval()
+    plain.down[0][1] = nn.InstanceNorm2d(8, affine=True)  # a plain one (a network built elsewhere)
+    assert type(inference.inference_model(plain).down[0][1]) is InstanceNorm
     assert isinstance(inference.inference_model(SRNet(4).eval()).out, inference.PolyphaseConv)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .precision import autocast
+from .transformer import InstanceNorm
 
 log = logging.getLogger("perceptual.inference")
 
@@ -128,33 +129,18 @@ class PolyphaseConv(nn.Module):
         return _depth_to_space(y, r)[..., :h, :w]  # (B, C_out, H, W)
 
 
-class InstanceStats(nn.Module):
-    """Inference-time instance normalisation (affine, no running statistics) that keeps
-    channels-last memory: for one image, instance statistics are batch statistics, and the batch
-    norm kernel reduces channels-last activations in float32 in one pass, where
-    ``F.instance_norm`` first copies them to contiguous memory (and to float32 under autocast)."""
-
-    def __init__(self, norm: nn.InstanceNorm2d):
-        super().__init__()
-        self.weight, self.bias, self.eps = norm.weight, norm.bias, norm.eps
-
-    def _one(self, x: torch.Tensor) -> torch.Tensor:  # (1, C, H, W)
-        return F.batch_norm(x, None, None, self.weight, self.bias, training=True, eps=self.eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] == 1:
-            return self._one(x)
-        return torch.cat([self._one(image) for image in x.split(1)])  # (B, C, H, W)
-
-
 def _swap_layers(model: nn.Module) -> nn.Module:
-    """Replace, in place, output convolutions by :class:`PolyphaseConv` and instance norms
-    without running statistics by :class:`InstanceStats`."""
+    """Replace, in place, output convolutions by :class:`PolyphaseConv` and plain instance norms
+    (affine, no running statistics) by :class:`perceptual.transformer.InstanceNorm`, which keeps
+    channels-last memory (the networks built here use it already)."""
     for name, child in model.named_children():
         if PolyphaseConv.applies(child):
             setattr(model, name, PolyphaseConv(child))
-        elif isinstance(child, nn.InstanceNorm2d) and child.affine and not child.track_running_stats:
-            setattr(model, name, InstanceStats(child))
+        elif (type(child) is nn.InstanceNorm2d and child.affine and not child.track_running_stats
+              and child.num_features > 0):
+            norm = InstanceNorm(child.num_features, eps=child.eps, affine=True)
+            norm.weight, norm.bias = child.weight, child.bias
+            setattr(model, name, norm)
         else:
             _swap_layers(child)
     return model
@@ -162,7 +148,7 @@ def _swap_layers(model: nn.Module) -> nn.Module:
 
 def inference_model(model: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
     """The fast path: folded, frozen, eval, channels-last (oneDNN on CPUs, tensor cores on GPUs),
-    polyphase output convolutions and matrix-product instance statistics (same maps, faster shapes)."""
+    polyphase output convolutions, copy-free instance norm (the same maps in faster shapes)."""
     fast = _swap_layers(fold_batchnorm(model))
     return fast.requires_grad_(False).to(device).to(memory_format=torch.channels_last)
 
@@ -199,7 +185,7 @@ def _align_up(n: int, a: int) -> int:
 
 
 def _is_instance_norm(m: nn.Module) -> bool:
-    return isinstance(m, (nn.InstanceNorm2d, InstanceStats, nn.GroupNorm, nn.LayerNorm))
+    return isinstance(m, (nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm))
 
 
 def geometry(model: nn.Module) -> Geometry:

@@ -204,6 +204,58 @@ def bench_tables(path: Path) -> list[Table]:
                                   notes=["ONNX Runtime runs on its CPU execution provider, on a GPU box too."])]
 
 
+def bench_runs(files: list[Path]) -> list[Table]:
+    """Several bench tables of one kind of machine (published from a GPU box, say) side by side:
+    the targets judged in each run, and each run's headline numbers, one row per run."""
+    import pandas as pd
+
+    from . import bench
+
+    runs = [(pd.read_csv(f), store.read_meta(f)) for f in files]
+    label = lambda m: f"{m.get('created', '?')[:16].replace('T', ' ')}"  # noqa: E731
+    judged = {label(m): bench.judge(df) for df, m in runs}
+    first = next(iter(judged.values()))
+    cell = lambda r: f"{number(r.measured)} {'met' if r.met else 'missed'}"  # noqa: E731
+    targets = pd.DataFrame({"target": first.target, "rule": first.rule,
+                            **{run: [cell(r) for r in j.itertuples()] for run, j in judged.items()}})
+
+    def headline(df: pd.DataFrame, meta: dict) -> dict:
+        row = {"run": label(meta), "code": f"{meta.get('code_version')} · {meta.get('source_hash', '—')}"}
+        for case, name in (("style-256-b4", "style"), ("sr-x4-288-b4", "SR ×4")):
+            part = df[df.case == case].set_index("variant")
+            fast = part[part.index.str.startswith("fast")]
+            row[f"{name} eager it/s"] = part.its_per_s.get("eager-fp32")
+            row[f"{name} fast it/s"] = fast.its_per_s.iloc[0] if len(fast) else None
+            row[f"{name} loss ratio"] = fast.loss_ratio.iloc[0] if len(fast) else None
+            row[f"{name} fp32 repeat"] = part.loss_ratio.get("eager-fp32-repeat")
+        infer = df[(df.kind == "inference") & ~df.variant.str.startswith("eager")]
+        big = infer[infer["size"] == infer["size"].max()]
+        row[f"{int(big['size'].iloc[0])}² best s"] = big.seconds.min() if len(big) else None
+        return row
+
+    hardware = runs[0][0].hardware.iloc[0]
+    return [table(targets, caption=f"Targets (issue 12) in each run on {hardware}",
+                  notes=["Rules as above. Each column is one run of `perceptual bench`, published with "
+                         "`perceptual publish-bench`."]),
+            table(pd.DataFrame([headline(df, m) for df, m in runs]),
+                  caption=f"Each run's numbers on {hardware} (profile {runs[0][1].get('profile')}, "
+                          f"loss network {runs[0][1].get('loss_network')})",
+                  notes=["fp32 repeat: the loss ratio between two fp32 runs from the same seed — the noise "
+                         "floor of the loss agreement where convolutions are not bit-reproducible. code: git "
+                         "describe · sha256 of the package sources (— where the run predates it)."])]
+
+
+def published_benchmarks() -> list[Table]:
+    """:func:`bench_runs` for every machine with tables under ``results/published/benchmarks``."""
+    import pandas as pd
+
+    folder = paths.published_benchmarks_dir()
+    groups: dict[str, list[Path]] = {}
+    for f in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
+        groups.setdefault(str(pd.read_csv(f).hardware.iloc[0]), []).append(f)
+    return [t for files in groups.values() for t in bench_runs(files)]
+
+
 # ---------------------------------------------------------------------------------------------
 # "How this page was made"
 

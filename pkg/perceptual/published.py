@@ -173,7 +173,8 @@ def compare(profile: str, fresh: Path | None = None, published: Path | None = No
 
 def publish_bench(table: Path) -> Path:
     """Copy a ``perceptual bench`` table (and its ``.meta.json``) measured on another machine into
-    ``results/published/benchmarks/<profile>-<device>.csv``, where every book's Speed chapter shows it."""
+    ``results/published/benchmarks/<profile>-<hardware>-<time>.csv``, where every book's Speed
+    chapter shows it (one file per run: runs on one machine are shown side by side)."""
     import re
 
     table = Path(table)
@@ -183,7 +184,8 @@ def publish_bench(table: Path) -> Path:
     frame, meta = pd.read_csv(table), store.read_meta(table)
     if "kind" not in frame or "hardware" not in frame:
         raise ValueError(f"{table}: not a bench table (no kind/hardware columns)")
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{meta.get('profile', 'unknown')}-{frame.hardware.iloc[0]}".lower()).strip("-")
+    name = f"{meta.get('profile', 'unknown')}-{frame.hardware.iloc[0]}-{meta.get('created', '')[:16]}"
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     dst = paths.published_benchmarks_dir() / f"{slug}.csv"
     store.write_table(frame, dst, meta)
     return dst
