@@ -26,3 +26,51 @@ def test_tiny_bench_writes_rows_and_columns(monkeypatch):
     assert {"eager-fp32", "fast-fp32", "onnxruntime-fp32"} <= set(infer.variant)
     assert infer[["seconds", "psnr_vs_fp32"]].notna().all().all()
     assert "summary" in store.read_meta(table)
+
+
+def _rows(device: str, hardware: str, train: dict, infer: dict) -> pd.DataFrame:
+    """A bench table by hand: train = {(case, variant): (its_per_s, speedup, loss_ratio)},
+    infer = {(case, variant): (seconds, speedup, psnr)}."""
+    rows = [{"kind": "train", "case": c, "variant": v, "precision": v.split("-")[-1], "its_per_s": i,
+             "speedup": s, "loss_ratio": r, "seconds": 1 / i, "psnr_vs_fp32": float("nan")}
+            for (c, v), (i, s, r) in train.items()]
+    rows += [{"kind": "inference", "case": c, "variant": v, "precision": v.split("-")[-1], "seconds": t,
+              "speedup": s, "psnr_vs_fp32": p, "size": int(c.split("-")[1])} for (c, v), (t, s, p) in infer.items()]
+    return pd.DataFrame(rows).assign(device=device, hardware=hardware)
+
+
+def test_targets_judged_by_the_stated_rules():
+    from perceptual import bench
+
+    cpu = _rows("cpu", "2-core CPU", {
+        ("style-256-b4", "eager-fp32"): (0.2, 1.0, 1.0), ("style-256-b4", "fast-bf16"): (0.42, 2.1, 1.02),
+        ("sr-x4-288-b4", "eager-fp32"): (0.3, 1.0, 1.0), ("sr-x4-288-b4", "fast-bf16"): (0.57, 1.9, 1.05)},
+        {("style-512", "eager-fp32"): (0.7, 1.0, float("inf")), ("style-512", "fast-fp32"): (0.35, 2.0, 100.0),
+         ("style-512", "fast-bf16"): (0.19, 3.7, 39.0)})  # the fastest path is below the PSNR floor
+    j = bench.judge(cpu).set_index("target")
+    assert j.met.tolist() == [True, False, False, True, False]  # style ×, SR ×, 512², style loss, SR loss
+    assert j.measured.tolist()[:3] == [2.1, 1.9, 2.0] and j.variant.iloc[2] == "fast-fp32"
+    gpu = _rows("cuda:0", "H100", {
+        ("style-256-b4", "eager-fp32"): (50.0, 1.0, 1.0), ("style-256-b4", "eager-fp32-repeat"): (51.0, 1.02, 1.1),
+        ("style-256-b4", "fast-bf16"): (71.0, 1.42, 0.96),
+        ("sr-x4-288-b4", "eager-fp32"): (70.0, 1.0, 1.0), ("sr-x4-288-b4", "fast-bf16"): (120.0, 1.7, 1.0)},
+        {("style-1024", "eager-fp32"): (0.009, 1.0, float("inf")), ("style-1024", "fast-fp16"): (0.0031, 2.9, 79.0)})
+    g = bench.judge(gpu)
+    assert g.met.tolist() == [True, False, False, True]  # 71 it/s; 3.1 ms; style loss 0.96; SR loss 1.0
+    assert g.fp32_repeat.iloc[2] == pytest.approx(1.1) and g.fp32_repeat.isna().iloc[[0, 1, 3]].all()
+
+
+def test_publish_bench_names_the_run_and_keeps_the_recorded_version(tmp_path, monkeypatch):
+    from perceptual import book, published
+
+    monkeypatch.setattr(paths, "published_dir", lambda: tmp_path / "published")
+    table = store.write_table(_rows("cuda", "NVIDIA H100 80GB HBM3", {("style-256-b4", "fast-bf16"): (80.0, 1.5, 1.0)},
+                                    {}), tmp_path / "bench.csv",
+                              {"profile": "paper", "created": "2026-11-26T02:17:30+00:00", "code_version": "abc-dirty"})
+    dst = published.publish_bench(table, code_version="945ce0e")
+    assert dst == tmp_path / "published/benchmarks/paper-nvidia-h100-80gb-hbm3-2026-11-26t02-17.csv"
+    meta = store.read_meta(dst)
+    assert (meta["code_version"], meta["code_version_recorded"]) == ("945ce0e", "abc-dirty")
+    assert book.published_profiles() == []  # the benchmarks folder is no profile
+    with pytest.raises(FileNotFoundError, match="with its .meta.json"):
+        published.publish_bench(tmp_path / "missing.csv")

@@ -231,7 +231,8 @@ def _cmd_publish_results(args) -> int:
 def _cmd_publish_bench(args) -> int:
     from . import published
 
-    print(f"{published.publish_bench(args.table)}; commit it to show it in every book's Speed chapter")
+    dst = published.publish_bench(args.table, args.code_version)
+    print(f"{dst}; commit it to show it in every book's Speed chapter")
     return 0
 
 
@@ -373,6 +374,8 @@ def parser() -> argparse.ArgumentParser:
     pbb = command("publish-bench", help="copy a bench table measured on another machine (a GPU box) to "
                                         "results/published/benchmarks/")
     pbb.add_argument("table", help="results/<profile>/speed/bench.csv")
+    pbb.add_argument("--code-version", help="the commit the run was made from, where its recorded one is stale "
+                                            "(a tree copied to a lent machine); the recorded one is kept")
     pbb.set_defaults(func=_cmd_publish_bench)
 
     cp = command("compare", help="how a fresh run's numbers differ from the published ones (exit 1 outside tolerance)")

@@ -169,6 +169,15 @@ def table(frame, columns: dict[str, str] | None = None, formats: dict[str, Forma
     return Table(list(columns.values()), rows, notes, caption)
 
 
+def _bench_rules() -> str:
+    from . import bench
+
+    return (f"Rule: speed targets take the best fast row (inference rows only with PSNR ≥ {bench.MIN_PSNR:g} dB "
+            "against the network as trained); the loss agreement takes the reduced-precision fast path, final "
+            "20-iteration mean loss / the fp32 run's. fp32 repeat: the same ratio between two fp32 runs (CUDA "
+            "only: autotuned cuDNN is not bit-reproducible).")
+
+
 def bench_tables(path: Path) -> list[Table]:
     """The Speed chapter's view of one ``perceptual bench`` table: the targets judged by
     :func:`perceptual.bench.judge`, training iterations/s with the loss agreement, and inference
@@ -184,10 +193,7 @@ def bench_tables(path: Path) -> list[Table]:
     targets = table(judged, {"target": "target", "rule": "rule", "measured": "measured", "variant": "best path",
                              "fp32_repeat": "fp32 repeat", "verdict": "verdict"},
                     caption=f"Targets (issue 12) — {where}", missing="not applicable",
-                    notes=["Rule: speed targets take the best fast row (inference rows only with PSNR ≥ "
-                           f"{bench.MIN_PSNR:g} dB against the network as trained); the loss agreement takes the "
-                           "reduced-precision fast path, final 20-iteration mean loss / the fp32 run's. fp32 repeat: "
-                           "the same ratio between two fp32 runs (CUDA only: autotuned cuDNN is not bit-reproducible)."])
+                    notes=[_bench_rules()])
     train = table(df[df.kind == "train"], {"case": "case", "variant": "path", "its_per_s": "iterations/s",
                                            "speedup": "speed-up (×)", "final_loss": "final loss",
                                            "loss_ratio": "loss / fp32"},
@@ -235,8 +241,8 @@ def bench_runs(files: list[Path]) -> list[Table]:
 
     hardware = runs[0][0].hardware.iloc[0]
     return [table(targets, caption=f"Targets (issue 12) in each run on {hardware}",
-                  notes=["Rules as above. Each column is one run of `perceptual bench`, published with "
-                         "`perceptual publish-bench`."]),
+                  notes=[_bench_rules(), "Each column is one run of `perceptual bench`, published with "
+                                         "`perceptual publish-bench`."]),
             table(pd.DataFrame([headline(df, m) for df, m in runs]),
                   caption=f"Each run's numbers on {hardware} (profile {runs[0][1].get('profile')}, "
                           f"loss network {runs[0][1].get('loss_network')})",

@@ -171,10 +171,12 @@ def compare(profile: str, fresh: Path | None = None, published: Path | None = No
     return pd.DataFrame(rows)
 
 
-def publish_bench(table: Path) -> Path:
+def publish_bench(table: Path, code_version: str | None = None) -> Path:
     """Copy a ``perceptual bench`` table (and its ``.meta.json``) measured on another machine into
     ``results/published/benchmarks/<profile>-<hardware>-<time>.csv``, where every book's Speed
-    chapter shows it (one file per run: runs on one machine are shown side by side)."""
+    chapter shows it (one file per run: runs on one machine are shown side by side).
+    ``code_version`` corrects what a run recorded where its checkout's history was stale (a tree
+    copied to a lent machine); the recorded value is kept as ``code_version_recorded``."""
     import re
 
     table = Path(table)
@@ -184,6 +186,8 @@ def publish_bench(table: Path) -> Path:
     frame, meta = pd.read_csv(table), store.read_meta(table)
     if "kind" not in frame or "hardware" not in frame:
         raise ValueError(f"{table}: not a bench table (no kind/hardware columns)")
+    if code_version:
+        meta = {**meta, "code_version": code_version, "code_version_recorded": meta.get("code_version")}
     name = f"{meta.get('profile', 'unknown')}-{frame.hardware.iloc[0]}-{meta.get('created', '')[:16]}"
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     dst = paths.published_benchmarks_dir() / f"{slug}.csv"

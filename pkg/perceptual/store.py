@@ -124,13 +124,21 @@ def code_version() -> str:
     return __version__
 
 
-def source_hash() -> str:
-    """sha256 (first 12 hex digits) of the package's Python sources: names the code exactly where
-    ``git describe`` says ``-dirty`` or the checkout's history is not there (a copied tree)."""
+def _hash_sources() -> str:
     digest = hashlib.sha256()
     for f in sorted(paths.PACKAGE.rglob("*.py")):
         digest.update(f.relative_to(paths.PACKAGE).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
+
+
+_SOURCE_HASH = _hash_sources()  # at import: the code this process runs, even if files change later
+
+
+def source_hash() -> str:
+    """sha256 (first 12 hex digits) of the package's Python sources as this process imported them:
+    names the code exactly where ``git describe`` says ``-dirty`` or the checkout's history is
+    not there (a copied tree)."""
+    return _SOURCE_HASH
 
 
 def hardware(device: str | torch.device | None = None) -> dict[str, Any]:
