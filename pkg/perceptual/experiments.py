@@ -426,7 +426,8 @@ def _bench_style_net(ctx: Context, content: list[torch.Tensor]) -> tuple[torch.n
     statistics come from the content images (timing does not depend on the weights)."""
     path = style_model_path(ctx, ctx.profile.style_file)
     if path.is_file():
-        return load_model(path, ctx.device)[0], str(path)
+        shown = path.relative_to(paths.results_dir()) if path.is_relative_to(paths.results_dir()) else path
+        return load_model(path, ctx.device)[0], shown.as_posix()  # <profile>/models/…: no machine's paths
     model = _seeded_style_net(ctx.profile.style, 0).to(ctx.device).train()
     with torch.no_grad():
         for _ in range(3):

@@ -200,13 +200,15 @@ def bench_tables(path: Path) -> list[Table]:
                   formats={"its_per_s": ".2f", "speedup": ".2f", "loss_ratio": ".3f"},
                   caption="Training: iterations per second after the warm-up, and the loss agreement",
                   notes=[f"Settings: {meta.get('summary', '')}."])
-    infer = df[df.kind == "inference"].pivot(index="variant", columns="size", values=["seconds", "speedup",
-                                                                                     "psnr_vs_fp32"])
-    infer.columns = [f"{int(size)}² {dict(seconds='s', speedup='×', psnr_vs_fp32='PSNR dB')[q]}"
-                     for q, size in infer.columns]
+    rows = df[df.kind == "inference"]
+    cells = rows.assign(cell=[f"{number(r.seconds)} s · {r.speedup:.2f}× · "
+                              f"{'identical' if r.psnr_vs_fp32 == float('inf') else f'{r.psnr_vs_fp32:.1f} dB'}"
+                              for r in rows.itertuples()])
+    infer = cells.pivot(index="variant", columns="size", values="cell")
+    infer.columns = [f"{int(size)}²" for size in infer.columns]
     infer = infer.reset_index().rename(columns={"variant": "path"})
-    return [targets, train, table(infer, caption="Inference: seconds per image, speed-up over the network as "
-                                                 "trained, PSNR against it (inf: identical)",
+    return [targets, train, table(infer, caption="Inference: seconds per image · speed-up over the network as "
+                                                 "trained · PSNR against it",
                                   notes=["ONNX Runtime runs on its CPU execution provider, on a GPU box too."])]
 
 
@@ -230,10 +232,12 @@ def bench_runs(files: list[Path]) -> list[Table]:
         for case, name in (("style-256-b4", "style"), ("sr-x4-288-b4", "SR ×4")):
             part = df[df.case == case].set_index("variant")
             fast = part[part.index.str.startswith("fast")]
-            row[f"{name} eager it/s"] = part.its_per_s.get("eager-fp32")
-            row[f"{name} fast it/s"] = fast.its_per_s.iloc[0] if len(fast) else None
-            row[f"{name} loss ratio"] = fast.loss_ratio.iloc[0] if len(fast) else None
-            row[f"{name} fp32 repeat"] = part.loss_ratio.get("eager-fp32-repeat")
+            if len(fast):
+                repeat = part.loss_ratio.get("eager-fp32-repeat")
+                row[f"{name} it/s: eager → fast"] = f"{part.its_per_s.get('eager-fp32', float('nan')):.1f} → " \
+                                                    f"{fast.its_per_s.iloc[0]:.1f}"
+                row[f"{name} loss ratio (fp32 repeat)"] = f"{fast.loss_ratio.iloc[0]:.3f}" + (
+                    f" ({repeat:.3f})" if repeat is not None else "")
         infer = df[(df.kind == "inference") & ~df.variant.str.startswith("eager")]
         big = infer[infer["size"] == infer["size"].max()]
         row[f"{int(big['size'].iloc[0])}² best s"] = big.seconds.min() if len(big) else None
