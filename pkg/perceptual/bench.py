@@ -23,7 +23,6 @@ The speed benchmark (:func:`training_rows`, :func:`inference_rows`) times, in on
 """
 from __future__ import annotations
 
-import copy
 import statistics
 import time
 from dataclasses import dataclass, replace
