@@ -191,7 +191,8 @@ def inference_rows(model: nn.Module, images: dict[int, torch.Tensor], device: to
         ("fast-fp32", "fp32", lambda x: run(fast, x)),
     ]
     for p in precisions:
-        paths.append((f"fast-{p}", p, lambda x, p=p: run(fast, x, p)))
+        net = inference_model(model, device, p) if p == "int8" else fast  # int8: its own quantized copy
+        paths.append((f"fast-{p}", p, lambda x, p=p, net=net: run(net, x, p)))
     if compile:
         best = precisions[0] if precisions else "fp32"
         compiled = torch.compile(fast, options={"freezing": True})

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .precision import autocast
+from .quantization import quantize_residuals
 from .transformer import InstanceNorm
 
 log = logging.getLogger("perceptual.inference")
@@ -146,16 +147,19 @@ def _swap_layers(model: nn.Module) -> nn.Module:
     return model
 
 
-def inference_model(model: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
+def inference_model(model: nn.Module, device: torch.device | str = "cpu", precision: str = "fp32") -> nn.Module:
     """The fast path: folded, frozen, eval, channels-last (oneDNN on CPUs, tensor cores on GPUs),
-    polyphase output convolutions, copy-free instance norm (the same maps in faster shapes)."""
-    fast = _swap_layers(fold_batchnorm(model))
-    return fast.requires_grad_(False).to(device).to(memory_format=torch.channels_last)
+    polyphase output convolutions, copy-free instance norm (the same maps in faster shapes).
+    ``precision="int8"`` (CPU): residual-block convolutions in int8
+    (:func:`perceptual.quantization.quantize_residuals`); other precisions change nothing here."""
+    fast = _swap_layers(fold_batchnorm(model)).requires_grad_(False).to(device).to(memory_format=torch.channels_last)
+    return quantize_residuals(fast) if precision == "int8" else fast
 
 
 def run(model: nn.Module, batch: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
     """Apply the (fast) model to (B, 3, H, W) in [0, 255] without autograd; float32 out, on the
-    model's device. ``precision``: a resolved precision (fp32 | bf16 | fp16), run under autocast."""
+    model's device. ``precision``: a resolved precision (fp32 | bf16 | fp16 | int8), run under
+    autocast (int8: the layers left in float run as :func:`perceptual.precision.autocast` says)."""
     device = next(model.parameters()).device
     with torch.inference_mode(), autocast(device, precision):
         x = batch.to(device).contiguous(memory_format=torch.channels_last)
@@ -239,7 +243,9 @@ def _measure_radius(model: nn.Module, align: int, scale: int) -> int:
     probe = copy.deepcopy(model).float().eval()
     for module in probe.modules():
         for name, child in module.named_children():
-            if isinstance(child, (nn.ReLU, nn.BatchNorm2d)):
+            if isinstance(getattr(child, "reference", None), nn.Conv2d):  # an int8 stand-in: its float conv
+                setattr(module, name, child.reference)
+            elif isinstance(child, (nn.ReLU, nn.BatchNorm2d)):
                 setattr(module, name, nn.Identity())
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             with torch.no_grad():

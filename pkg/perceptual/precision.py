@@ -4,6 +4,11 @@
 CUDA devices that support bf16 (Ampere and newer), and CPUs whose flags list AVX512-BF16 or
 AMX-BF16 (``/proc/cpuinfo``). fp16 is CUDA-only (it needs a gradient scaler, :func:`scaler`).
 
+``int8`` is an inference-only precision (:mod:`perceptual.quantization`): the residual blocks'
+convolutions in int8 on CPUs with VNNI (AVX512-VNNI, AVX-VNNI or AMX-INT8), the other layers in
+bf16 where the CPU has it fast, else fp32. ``auto`` never picks it: it is a calibrated
+approximation, chosen by name (``perceptual stylize --precision int8``).
+
 Mixed precision here is autocast: convolutions and matrix products run in the low precision,
 while the master weights, the optimiser state, Gram matrices and every loss reduction stay fp32
 (:mod:`perceptual.losses` computes them under ``autocast(enabled=False)`` in float32).
@@ -17,6 +22,7 @@ from pathlib import Path
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+INFERENCE_PRECISIONS = (*PRECISIONS, "int8")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -39,11 +45,25 @@ def cpu_has_fast_bf16(flags: frozenset[str] | None = None) -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & flags)
 
 
-def resolve(name: str, device: torch.device | str) -> str:
-    """``auto`` → the fastest safe precision on ``device``; an explicit name is checked."""
+def cpu_has_fast_int8(flags: frozenset[str] | None = None) -> bool:
+    """True when the CPU has int8 dot products (AVX512-VNNI, AVX-VNNI or AMX-INT8): without them
+    oneDNN's u8×s8 products go through 16-bit intermediates that can saturate."""
+    flags = cpu_flags() if flags is None else flags
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
+
+
+def resolve(name: str, device: torch.device | str, inference: bool = False) -> str:
+    """``auto`` → the fastest safe precision on ``device``; an explicit name is checked.
+    ``inference``: ``int8`` is allowed too (on a CPU with VNNI)."""
     device = torch.device(device)
-    if name not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    allowed = INFERENCE_PRECISIONS if inference else PRECISIONS
+    if name not in allowed:
+        raise ValueError(f"precision must be one of {', '.join(allowed)}, got {name!r}")
+    if name == "int8":
+        if device.type != "cpu" or not cpu_has_fast_int8():
+            raise ValueError("precision int8 needs a CPU with VNNI (avx512_vnni, avx_vnni or amx_int8 in its flags); "
+                             "use bf16 or fp32 here")
+        return name
     if name == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
@@ -54,8 +74,11 @@ def resolve(name: str, device: torch.device | str) -> str:
 
 
 def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast for a resolved precision (a no-op context for fp32)."""
+    """Autocast for a resolved precision (a no-op context for fp32; for int8, the precision of
+    the layers left in float: bf16 where the CPU has it fast, else none)."""
     device = torch.device(device)
+    if precision == "int8":
+        precision = "bf16" if cpu_has_fast_bf16() else "fp32"
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=DTYPES[precision])

@@ -188,15 +188,15 @@ def stylize_files(checkpoint: str | Path, inputs: Sequence[str | Path], output_d
                   tile: int | None = None) -> Report:
     """Stylise files and/or folders into ``output_dir``. The model and every output name are
     checked before any work (:func:`plan_outputs`); unreadable files are reported by name and
-    skipped; the rest finish. ``precision``: auto | fp32 | bf16 | fp16
+    skipped; the rest finish. ``precision``: auto | fp32 | bf16 | fp16 | int8
     (:func:`perceptual.precision.resolve`); ``tile``: force tiles of this size."""
     from tqdm.auto import tqdm
 
     dev = pick_device(device)
     model, meta = load_style_model(checkpoint, dev)
     plan = plan_outputs(inputs, output_dir, suffix, overwrite)
-    fast = inference_model(model, dev)
-    prec = resolve(precision, dev)
+    prec = resolve(precision, dev, inference=True)
+    fast = inference_model(model, dev, prec)
     report = Report()
     for path, dst in tqdm(plan, desc=f"stylize ({meta.get('style', '?')})", disable=not progress):
         try:
