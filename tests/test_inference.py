@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from perceptual import cli, demo, export, images, inference, metrics, store
+from perceptual import cli, demo, export, images, inference, metrics, precision, quantization, store
 from perceptual.transformer import InstanceNorm, SRNet, StyleNet
 
 
@@ -107,10 +107,14 @@ def test_stylize_cli_precision_and_tiles(tmp_path, small_net):
     model = save_model(small_net, tmp_path / "model.pt")
     src = tmp_path / "in" / "photo.png"
     images.write_image(images.from_array(demo.sample("chelsea")), src)
-    for extra in (["--precision", "fp32", "--tile", "160"], ["--precision", "bf16"]):
-        out = tmp_path / f"out{len(extra)}"
+    runs = [["--precision", "fp32", "--tile", "160"], ["--precision", "bf16"]]
+    if precision.cpu_has_fast_int8() and quantization.available():
+        runs.append(["--precision", "int8", "--format", ".jpg"])
+    for i, extra in enumerate(runs):
+        out = tmp_path / f"out{i}"
         assert cli.main(["stylize", str(model), str(src), "-o", str(out), "-q", *extra]) == 0
-        assert images.read_image(out / "photo.png").shape == images.read_image(src).shape
+        written = out / ("photo.jpg" if ".jpg" in extra else "photo.png")
+        assert images.read_image(written).shape == images.read_image(src).shape
 
 
 @pytest.mark.slow

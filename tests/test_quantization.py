@@ -108,3 +108,17 @@ def test_stylize_cli_lists_every_inference_precision():
     action = next(a for a in parser._subparsers._group_actions[0].choices["stylize"]._actions
                   if a.dest == "precision")
     assert tuple(action.choices) == precision.INFERENCE_PRECISIONS
+
+
+def test_stylize_int8_without_vnni_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(precision, "cpu_has_fast_int8", lambda flags=None: False)
+    torch.manual_seed(0)
+    net = StyleNet(width=8).eval()
+    model = tmp_path / "model.pt"
+    torch.save({"model": net.state_dict(), "meta": {"kind": "style", "arch": net.arch}}, model)
+    src = tmp_path / "photo.png"
+    images.write_image(images.from_array(demo.sample("chelsea")), src)
+    assert cli.main(["stylize", str(model), str(src), "-o", str(tmp_path / "out"), "-q", "--precision", "int8"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "VNNI" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "photo.png").exists()
