@@ -194,7 +194,7 @@ def inference_rows(model: nn.Module, images: dict[int, torch.Tensor], device: to
         net = inference_model(model, device, p) if p == "int8" else fast  # int8: its own quantized copy
         paths.append((f"fast-{p}", p, lambda x, p=p, net=net: run(net, x, p)))
     if compile:
-        best = precisions[0] if precisions else "fp32"
+        best = next((p for p in precisions if p != "int8"), "fp32")  # compiles the float fast path
         compiled = torch.compile(fast, options={"freezing": True})
         paths.append((f"compiled-{best}", best, lambda x: run(compiled, x, best)))
     if onnx_file is not None:

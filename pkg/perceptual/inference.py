@@ -2,10 +2,13 @@
 images too large for memory.
 
 - :func:`inference_model`: batch norm folded into the preceding (transposed) convolution, frozen,
-  eval, channels-last memory. The result equals the eval-mode network up to float rounding.
+  eval, channels-last memory. The result equals the eval-mode network up to float rounding;
+  with ``precision="int8"`` the residual blocks' convolutions are int8 (calibrated, not equal:
+  :mod:`perceptual.quantization`).
 - :func:`run`: no autograd (``torch.inference_mode``); with ``precision`` ``"bf16"`` (a CPU with
   AVX512-BF16/AMX, or CUDA) or ``"fp16"`` (CUDA) — see :func:`perceptual.precision.resolve` —
-  the convolutions run under autocast in that precision and the output comes back as float32.
+  the convolutions run under autocast in that precision (``"int8"``: the layers left in float, as
+  :func:`perceptual.precision.float_precision` says) and the output comes back as float32.
 - :func:`run_tiled`: overlapping tiles, each run on its own, blended with linear or cosine
   feathering. Tile origins are multiples of the network's total stride and the blend skips the
   ``radius`` pixels next to a tile's inner edge (the tile's own padding reaches that far), so for
@@ -31,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .precision import autocast
+from .precision import autocast, float_precision
 from .quantization import quantize_residuals
 from .transformer import InstanceNorm
 
@@ -361,7 +364,7 @@ def auto_tile(model: nn.Module, shape: torch.Size | tuple[int, ...], precision: 
     b, _, h, w = shape
     device = next(model.parameters()).device
     budget = int(MEMORY_FRACTION * free_memory(device)) if budget is None else budget
-    per_pixel = geo.bytes_per_pixel * b * (1.0 if precision == "fp32" else 0.5)
+    per_pixel = geo.bytes_per_pixel * b * (1.0 if float_precision(precision) == "fp32" else 0.5)
     if per_pixel * h * w <= budget:
         return None
     side = int(math.sqrt(budget / per_pixel)) // geo.align * geo.align

@@ -73,12 +73,19 @@ def resolve(name: str, device: torch.device | str, inference: bool = False) -> s
     return name
 
 
+def float_precision(precision: str) -> str:
+    """The precision of the layers that stay in floating point: for int8, bf16 where the CPU has
+    it fast, else fp32; any other precision is its own."""
+    if precision == "int8":
+        return "bf16" if cpu_has_fast_bf16() else "fp32"
+    return precision
+
+
 def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
     """Autocast for a resolved precision (a no-op context for fp32; for int8, the precision of
     the layers left in float: bf16 where the CPU has it fast, else none)."""
     device = torch.device(device)
-    if precision == "int8":
-        precision = "bf16" if cpu_has_fast_bf16() else "fp32"
+    precision = float_precision(precision)
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=DTYPES[precision])

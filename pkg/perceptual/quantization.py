@@ -79,6 +79,11 @@ class Int8Conv(nn.Module):
     def __getstate__(self) -> dict:  # copies repack: oneDNN's opaque tensor does not deep-copy
         return {**self.__dict__, "_packed": None}
 
+    def _apply(self, fn, recurse: bool = True):  # .to(), .half(), …: repack, scales stay float32
+        super()._apply(fn, recurse)
+        self.w_scale, self.bias, self._packed = self.w_scale.float(), self.bias.float(), None
+        return self
+
     def packed(self) -> torch.Tensor:
         """The weights in oneDNN's blocked int8 layout (packed once, on first use)."""
         if self._packed is None:
@@ -98,7 +103,7 @@ def residual_convs(model: nn.Module) -> list[str]:
     """Names of the convolutions inside :class:`perceptual.transformer.ResidualBlock` modules."""
     blocks = [name for name, m in model.named_modules() if isinstance(m, ResidualBlock)]
     return [f"{b}.{name}" for b in blocks for name, m in model.get_submodule(b).named_modules()
-            if type(m) is nn.Conv2d]
+            if type(m) is nn.Conv2d and not name.endswith(".reference")]  # not the float copy an Int8Conv keeps
 
 
 def calibration_images(side: int = CALIBRATION_SIDE) -> list[torch.Tensor]:
@@ -143,6 +148,8 @@ def quantize_residuals(model: nn.Module, images: list[torch.Tensor] | None = Non
     if next(model.parameters()).device.type != "cpu":
         raise ValueError("int8 inference runs on the CPU only (use fp16 or bf16 on a GPU)")
     names = residual_convs(model)
+    if not names:  # nothing (left) to quantize
+        return model
     ranges = input_ranges(model, names, calibration_images() if images is None else images)
     for name, (low, high) in ranges.items():
         parent, _, child = name.rpartition(".")

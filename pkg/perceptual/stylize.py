@@ -193,9 +193,9 @@ def stylize_files(checkpoint: str | Path, inputs: Sequence[str | Path], output_d
     from tqdm.auto import tqdm
 
     dev = pick_device(device)
+    prec = resolve(precision, dev, inference=True)  # before anything is read or any folder made
     model, meta = load_style_model(checkpoint, dev)
     plan = plan_outputs(inputs, output_dir, suffix, overwrite)
-    prec = resolve(precision, dev, inference=True)
     fast = inference_model(model, dev, prec)
     report = Report()
     for path, dst in tqdm(plan, desc=f"stylize ({meta.get('style', '?')})", disable=not progress):
