@@ -32,6 +32,8 @@ def test_table_has_no_index_units_in_headers_and_explains_missing_values():
     assert "<th>time (s)</th>" in html and "<td class='num'>—</td>" in html and ">7<" not in html
     assert pages.table(frame, {"t": "t"}, formats={"t": ".1f"}).rows == [["0.0"], ["—"]]
     assert pages.table(frame.dropna(), {"size": "s"}).notes == []  # nothing missing, no footnote
+    noted = pages.table(frame.dropna(), {"size": "s"}, notes=["run `perceptual bench` <here>"])._repr_html_()
+    assert "run <code>perceptual bench</code> &lt;here&gt;" in noted  # code spans, the rest escaped
     with pytest.raises(KeyError, match="no column 'speed'"):
         pages.table(frame, {"speed": "x"})
 

@@ -108,6 +108,12 @@ def number(value: Any, sig: int = 3) -> str:
 
 Format = str | Callable[[Any], str]
 _NUMERIC = re.compile(r"^(—|[-+]?[\d,]*\.?\d+(e[-+]?\d+)?\s*[×%²]?|> ?\d+)$")  # right-aligned cells
+_CODE = re.compile(r"`([^`<>]+)`")  # a backticked span in a table note
+
+
+def _note_html(note: str) -> str:
+    """A table note as HTML: escaped, with `command` spans as code, as in the page's text."""
+    return _CODE.sub(r"<code>\1</code>", html.escape(note))
 
 
 def _formatter(spec: Format | None, sig: int) -> Callable[[Any], str]:
@@ -132,7 +138,7 @@ class Table:
         cell = lambda c: f"<td class='num'>{html.escape(c)}</td>" if _NUMERIC.match(c) else f"<td>{html.escape(c)}</td>"  # noqa: E731
         body = "".join("<tr>" + "".join(cell(c) for c in r) + "</tr>" for r in self.rows)
         cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        notes = "".join(f"<p class='table-note'>{html.escape(n)}</p>" for n in self.notes)
+        notes = "".join(f"<p class='table-note'>{_note_html(n)}</p>" for n in self.notes)
         return (f"<div class='people-table'><table class='table'>{cap}<thead><tr>{head}</tr></thead>"
                 f"<tbody>{body}</tbody></table>{notes}</div>")
 
