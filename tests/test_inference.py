@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from perceptual import cli, demo, export, images, inference, metrics, precision, quantization, store
+from perceptual import cli, demo, export, images, inference, metrics, precision, store
 from perceptual.transformer import InstanceNorm, SRNet, StyleNet
 
 
@@ -108,7 +108,7 @@ def test_stylize_cli_precision_and_tiles(tmp_path, small_net):
     src = tmp_path / "in" / "photo.png"
     images.write_image(images.from_array(demo.sample("chelsea")), src)
     runs = [["--precision", "fp32", "--tile", "160"], ["--precision", "bf16"]]
-    if precision.cpu_has_fast_int8() and quantization.available():
+    if precision.int8_supported("cpu"):
         runs.append(["--precision", "int8"])
     for i, extra in enumerate(runs):
         out = tmp_path / f"out{i}"

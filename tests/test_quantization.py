@@ -11,7 +11,7 @@ from torch import nn
 from perceptual import cli, demo, images, inference, metrics, precision, quantization
 from perceptual.transformer import SRNet, StyleNet
 
-needs_int8 = pytest.mark.skipif(not quantization.available(), reason="this PyTorch has no oneDNN int8 kernels")
+needs_int8 = pytest.mark.skipif(not precision.int8_kernels(), reason="this PyTorch has no oneDNN int8 kernels")
 
 
 def test_quantize_activations_by_hand():

@@ -449,8 +449,7 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
     """``results/<profile>/speed/bench.csv``: training it/s and loss agreement (style 256² batch 4,
     SR ×4 288² patches, the profile's loss network), inference seconds per image and PSNR at 256²,
     512², 1024²; eager fp32 vs the fast paths (:mod:`perceptual.bench`). Always measures."""
-    from . import quantization
-    from .precision import cpu_has_fast_int8, resolve
+    from .precision import int8_supported, resolve
     from .superres import Patches, sr_loss
     from .train import SquareImages, split_files
     from .transformer import SRNet
@@ -496,7 +495,7 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
     low = [prec] if prec != "fp32" else []
     if device.type == "cuda" and "fp16" not in low:
         low.append("fp16")
-    if device.type == "cpu" and cpu_has_fast_int8() and quantization.available():
+    if int8_supported(device):
         low.append("int8")
     onnx_file = None
     from .export import OnnxUnavailable, export_module

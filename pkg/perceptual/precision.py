@@ -52,6 +52,16 @@ def cpu_has_fast_int8(flags: frozenset[str] | None = None) -> bool:
     return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags)
 
 
+def int8_kernels() -> bool:
+    """True when this PyTorch has oneDNN's int8 convolution (x86 builds with MKLDNN)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qconv2d_pointwise")
+
+
+def int8_supported(device: torch.device | str) -> bool:
+    """int8 inference runs well here: a CPU with VNNI and a PyTorch with the int8 kernels."""
+    return torch.device(device).type == "cpu" and cpu_has_fast_int8() and int8_kernels()
+
+
 def resolve(name: str, device: torch.device | str, inference: bool = False) -> str:
     """``auto`` → the fastest safe precision on ``device``; an explicit name is checked.
     ``inference``: ``int8`` is allowed too (on a CPU with VNNI)."""
@@ -60,9 +70,9 @@ def resolve(name: str, device: torch.device | str, inference: bool = False) -> s
     if name not in allowed:
         raise ValueError(f"precision must be one of {', '.join(allowed)}, got {name!r}")
     if name == "int8":
-        if device.type != "cpu" or not cpu_has_fast_int8():
-            raise ValueError("precision int8 needs a CPU with VNNI (avx512_vnni, avx_vnni or amx_int8 in its flags); "
-                             "use bf16 or fp32 here")
+        if not int8_supported(device):
+            raise ValueError("precision int8 needs a CPU with VNNI (avx512_vnni, avx_vnni or amx_int8 in its flags) "
+                             "and PyTorch's oneDNN int8 kernels; use bf16 or fp32 here")
         return name
     if name == "auto":
         if device.type == "cuda":

@@ -29,18 +29,14 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from . import demo, images
+from .precision import int8_kernels
 from .transformer import ResidualBlock
 
 CALIBRATION = ("astronaut", "chelsea", "coffee", "rocket")  # scikit-image sample photographs
 CALIBRATION_SIDE = 256  # px: calibration images are resized to this square
-
-
-def available() -> bool:
-    """True when this PyTorch has oneDNN's int8 convolution (x86 builds with MKLDNN)."""
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qconv2d_pointwise")
 
 
 def quantize_activations(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
@@ -108,13 +104,7 @@ def residual_convs(model: nn.Module) -> list[str]:
 
 def calibration_images(side: int = CALIBRATION_SIDE) -> list[torch.Tensor]:
     """:data:`CALIBRATION` as (1, 3, side, side) float tensors in [0, 255]."""
-    from . import demo
-
-    out = []
-    for name in CALIBRATION:
-        x = torch.tensor(demo.sample(name)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
-        out.append(F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False))
-    return out
+    return [images.resize(images.from_array(demo.sample(name)), (side, side))[None] for name in CALIBRATION]
 
 
 def input_ranges(model: nn.Module, names: list[str], images: list[torch.Tensor]) -> dict[str, tuple[float, float]]:
@@ -143,7 +133,7 @@ def quantize_residuals(model: nn.Module, images: list[torch.Tensor] | None = Non
     """``model`` (a float fast-path network, on the CPU) with its residual-block convolutions
     replaced in place by :class:`Int8Conv`, calibrated on ``images`` (default
     :func:`calibration_images`)."""
-    if not available():
+    if not int8_kernels():
         raise RuntimeError("int8 inference needs PyTorch's oneDNN int8 kernels (an x86 build with MKLDNN)")
     if next(model.parameters()).device.type != "cpu":
         raise ValueError("int8 inference runs on the CPU only (use fp16 or bf16 on a GPU)")
