@@ -233,6 +233,25 @@ def test_cli_checkpoint_every_flag(tmp_path, capsys):
     assert (tmp_path / "run" / "train.log").read_text().count("checkpoint written") == 2
 
 
+def test_cli_precision_and_cuda_graph_flags(tmp_path, capsys):
+    style = photo(tmp_path / "style.png", 9, (64, 64))
+    for i in range(6):
+        photo(tmp_path / "photos" / f"{i}.png", i)
+    base = ["train-style", "--style", str(style), "--data", str(tmp_path / "photos"), "--iterations", "1",
+            "--image-size", "44", "--style-size", "32", "--batch-size", "1", "--loss-network", "random",
+            "--device", "cpu"]
+    assert cli.main(base + ["--out", str(tmp_path / "run"), "--precision", "fp32"]) == 0
+    meta = torch.load(tmp_path / "run" / "model.pt", weights_only=False)["meta"]
+    assert meta["provenance"]["precision"] == "fp32" and meta["provenance"]["config"]["precision"] == "fp32"
+    capsys.readouterr()
+    for flags, message in ((["--cuda-graph"], "CUDA graphs need a CUDA device"),
+                           (["--precision", "fp16"], "fp16 needs a CUDA device")):
+        assert cli.main(base + ["--out", str(tmp_path / "refused"), *flags]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+        assert not (tmp_path / "refused").exists()  # refused before the run folder is made
+
+
 def test_second_run_in_the_same_folder_is_refused(tmp_path, square_data):
     run = tmp_path / "r"
     run.mkdir()

@@ -177,3 +177,44 @@ def test_random_is_explicit_and_seeded():
     a, b = vgg.load_vgg("random"), vgg.load_vgg("random")
     assert vgg.weights_digest(a) == vgg.weights_digest(b)
     assert a.source == "random"
+
+
+def _plain_forward(net: vgg.VGGFeatures, images: torch.Tensor, last: str) -> torch.Tensor:
+    """The same trunk through ``F.conv2d`` on the float32 weights (autocast casts them each call)."""
+    x = net.preprocess(images)
+    for name in net.names[: net.names.index(last) + 1]:
+        layer = net.layers[name]
+        x = torch.nn.functional.conv2d(x, layer.weight, layer.bias, padding=1) if name.startswith("conv") else layer(x)
+    return x
+
+
+def _casts(fn) -> int:
+    """How many dtype casts (``aten::_to_copy``) ``fn()`` runs."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return sum(e.count for e in prof.key_averages() if e.key == "aten::_to_copy")
+
+
+def test_frozen_weights_cast_once_under_autocast_bit_identical(astronaut64):
+    net = vgg.load_vgg("random")
+    x = astronaut64.clone().requires_grad_(True)
+    y = astronaut64.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x, ["relu3_1"])["relu3_1"]  # (1, 256, 16, 16), bf16
+        ref = _plain_forward(net, y, "relu3_1")
+        assert out.dtype == ref.dtype == torch.bfloat16
+        assert torch.equal(out, ref)
+        (out.float() ** 2).sum().backward()
+        (ref.float() ** 2).sum().backward()
+        assert torch.equal(x.grad, y.grad)
+        # once cached, a forward casts only its input (5 convs up to relu3_1: 10 weight/bias casts saved)
+        assert _casts(lambda: net(astronaut64, ["relu3_1"])) == 1
+        assert _casts(lambda: _plain_forward(net, astronaut64, "relu3_1")) == 11
+    # the copy follows in-place changes to the weights and is not kept in the state dict
+    with torch.no_grad():
+        net.layers["conv1_1"].weight.mul_(2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(net(astronaut64, ["relu1_1"])["relu1_1"], _plain_forward(net, astronaut64, "relu1_1"))
+    assert set(net.state_dict()) == {f"layers.{n}.{p}" for n in net.conv_names for p in ("weight", "bias")}
+    # outside autocast the float32 weights are used as they are
+    assert torch.equal(net(astronaut64, ["relu2_1"])["relu2_1"], _plain_forward(net, astronaut64, "relu2_1"))

@@ -16,6 +16,7 @@ The speed benchmark (:func:`training_rows`, :func:`inference_rows`) times, in on
   loss networks, the loss kept on the device and read back once at the end. Both start from the
   same initial weights and see the same batches; iterations/s count after ``warmup`` iterations,
   and the mean total loss of the last ``tail`` iterations gives the loss agreement (fast / fp32).
+  On CUDA the fast path also runs as one replayed CUDA graph per step (:mod:`perceptual.trainstep`).
 - inference: seconds per image (median of repeats after a warm-up) of the network as trained
   (eval, batch norm unfolded, autograd on, float32), the fast path in float32 and in the reduced
   precision, optionally compiled, and ONNX Runtime on the exported graph; each output's PSNR
@@ -23,6 +24,7 @@ The speed benchmark (:func:`training_rows`, :func:`inference_rows`) times, in on
 """
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -34,11 +36,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import gatys, metrics, precision
+from . import gatys, metrics, precision, trainstep
 from .config import GatysConfig
 from .inference import inference_model, run
 from .objective import Objective
 from .vgg import VGGFeatures
+
+log = logging.getLogger(__name__)
 
 PAPER_TABLE1 = {  # paper Table 1, GTX Titan X, seconds
     256: {"gatys_100": 3.17, "gatys_300": 9.52, "gatys_500": 15.86, "feedforward": 0.015},
@@ -109,16 +113,17 @@ def speed_rows(model: nn.Module, net: VGGFeatures, style: torch.Tensor, sizes: t
 
 def train_iterations(model: nn.Module, step: Callable, batches: Sequence[torch.Tensor], device: torch.device, *,
                      lr: float, prec: str, fast: bool, warmup: int, desc: str = "",
-                     progress: bool = False) -> tuple[float, list[float]]:
+                     progress: bool = False, graph: bool = False) -> tuple[float, list[float]]:
     """Adam on ``step(model, batch)["total"]`` over ``batches`` (uint8 or float (B, 3, H, W)) as
     :func:`perceptual.train.fit` runs it (autocast, gradient scaler for fp16). ``fast``: channels-last,
     the loss kept on the device, fused Adam on CUDA; else the loop before the fast path (NCHW, every
-    loss term read back each iteration, multi-tensor Adam). Returns (iterations/s after ``warmup``
-    iterations, total loss per iteration)."""
+    loss term read back each iteration, multi-tensor Adam). ``graph``: the fast path replayed as a
+    CUDA graph (:mod:`perceptual.trainstep`). Returns (iterations/s after ``warmup`` iterations,
+    total loss per iteration)."""
     fmt = torch.channels_last if fast else torch.contiguous_format
     model = model.to(device, memory_format=fmt).train()
-    opt = precision.adam(model.parameters(), lr, device, fused=fast)
-    scaler = precision.scaler(device, prec)
+    opt = precision.adam(model.parameters(), lr, device, fused=fast, capturable=graph)
+    train_step = trainstep.trainer(model, step, opt, device, prec, graph)
     kept: list[torch.Tensor] = []
     values: list[float] = []
     start = time.perf_counter()
@@ -127,16 +132,11 @@ def train_iterations(model: nn.Module, step: Callable, batches: Sequence[torch.T
             _sync(device)
             start = time.perf_counter()
         x = batch.to(device, non_blocking=True).float().contiguous(memory_format=fmt)
-        with precision.autocast(device, prec):
-            terms = step(model, x)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(terms["total"]).backward()
-        scaler.step(opt)
-        scaler.update()
+        terms = train_step(x)
         if not fast:
             values.append({k: float(v.detach()) for k, v in terms.items()}["total"])
         else:
-            kept.append(terms["total"].detach().float())
+            kept.append(terms["total"].detach().float().clone())  # a graph overwrites its outputs
     _sync(device)
     seconds = time.perf_counter() - start
     if kept:
@@ -150,20 +150,30 @@ def training_rows(case: str, make_model: Callable[[], nn.Module], step: Callable
     """Eager-fp32 baseline vs the fast path (and ``torch.compile`` of it) on the same batches from
     the same initial weights; ``loss_ratio`` = fast / fp32 mean total loss over the last ``tail``.
     On CUDA the baseline runs twice: autotuned cuDNN convolutions are not bit-reproducible, and
-    the repeat's ``loss_ratio`` is the agreement two fp32 runs reach — the noise floor of the test."""
-    variants = [("eager-fp32", "fp32", False, False), (f"fast-{prec}", prec, True, False)]
+    the repeat's ``loss_ratio`` is the agreement two fp32 runs reach — the noise floor of the test;
+    and the fast path runs once more replayed as a CUDA graph (``graphed-…``, bf16 or fp32)."""
+    # name, precision, channels-last, torch.compile, CUDA graph
+    variants = [("eager-fp32", "fp32", False, False, False), (f"fast-{prec}", prec, True, False, False)]
     if device.type == "cuda":
-        variants.insert(1, ("eager-fp32-repeat", "fp32", False, False))
+        variants.insert(1, ("eager-fp32-repeat", "fp32", False, False, False))
+        if prec in ("bf16", "fp32"):
+            variants.append((f"graphed-{prec}", prec, True, False, True))
     if compile:
-        variants.append((f"compiled-{prec}", prec, True, True))
+        variants.append((f"compiled-{prec}", prec, True, True, False))
     rows, base = [], None
-    for name, dt, cl, comp in variants:
+    for name, dt, cl, comp, graph in variants:
         if loss_net is not None:
             loss_net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
         model = make_model()
         run_step = torch.compile(step) if comp else step
-        rate, losses = train_iterations(model, run_step, batches, device, lr=lr, prec=dt, fast=cl, warmup=warmup, desc=f"{case} {name}",
-                                        progress=progress)
+        try:
+            rate, losses = train_iterations(model, run_step, batches, device, lr=lr, prec=dt, fast=cl,
+                                            warmup=warmup, desc=f"{case} {name}", progress=progress, graph=graph)
+        except RuntimeError as err:
+            if not graph:
+                raise
+            log.warning("%s %s: no row, the CUDA graph failed: %s", case, name, str(err).splitlines()[0])
+            continue
         final = statistics.fmean(losses[-tail:])
         base = base or (rate, final)
         rows.append({"kind": "train", "case": case, "variant": name, "precision": dt,

@@ -147,20 +147,21 @@ def _cmd_train_style(args) -> int:
     cfg = config.style_preset(args.style_preset, preset.style) if args.style_preset else preset.style
     overrides = {k: v for k, v in (("iterations", args.iterations), ("image_size", args.image_size),
                                    ("style_size", args.style_size), ("batch_size", args.batch_size),
-                                   ("seed", args.seed)) if v is not None}
+                                   ("seed", args.seed), ("precision", args.precision)) if v is not None}
     cfg = replace(cfg, style=args.name or Path(args.style).stem, **overrides)
     if args.loss_network:
         cfg = replace(cfg, loss=replace(cfg.loss, network=args.loss_network))
     print(f"training {cfg.style} with {cfg.loss.network}; run folder {args.out}")
     print(train_style(cfg, Path(args.style), [Path(d) for d in args.data], Path(args.out), args.device,
-                      workers=_workers(args), checkpoint_every=args.checkpoint_every))
+                      workers=_workers(args), checkpoint_every=args.checkpoint_every, cuda_graph=args.cuda_graph))
     return 0
 
 
 def _cmd_train_sr(args) -> int:
     cfg = replace(config.PAPER.sr, factor=args.factor)
     overrides = {k: v for k, v in (("iterations", args.iterations), ("patch", args.patch),
-                                   ("batch_size", args.batch_size), ("seed", args.seed)) if v is not None}
+                                   ("batch_size", args.batch_size), ("seed", args.seed),
+                                   ("precision", args.precision)) if v is not None}
     cfg = replace(cfg, network=args.loss_network or cfg.network, **overrides)
     if cfg.patch % cfg.factor:
         low = cfg.patch - cfg.patch % cfg.factor
@@ -169,7 +170,7 @@ def _cmd_train_sr(args) -> int:
     from .superres import train_sr
 
     print(train_sr(cfg, args.method, [Path(d) for d in args.data], Path(args.out), args.device, workers=_workers(args),
-                   checkpoint_every=args.checkpoint_every))
+                   checkpoint_every=args.checkpoint_every, cuda_graph=args.cuda_graph))
     return 0
 
 
@@ -260,6 +261,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
+def _training_speed_options(p: argparse.ArgumentParser) -> None:
+    """--device, --precision and --cuda-graph of the training commands."""
+    p.add_argument("--device")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),  # precision.PRECISIONS
+                   help="default: the config's (auto: bf16 where the device runs it fast — CUDA, "
+                        "AVX512-BF16/AMX CPUs — else fp32); Gram matrices, losses and weights stay fp32")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="replay each step as one CUDA graph after three eager ones (CUDA, bf16 or fp32; "
+                        "perceptual.trainstep)")
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)  # accepted before or after the command
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
@@ -327,7 +339,7 @@ def parser() -> argparse.ArgumentParser:
     for opt in ("iterations", "image-size", "style-size", "batch-size", "seed", "workers", "checkpoint-every"):
         t.add_argument(f"--{opt}", type=NUMBERS[opt], default=None)
     t.add_argument("--loss-network", type=loss_network, help="vgg16, vgg16-caffe, … (perceptual.vgg.SOURCES)")
-    t.add_argument("--device")
+    _training_speed_options(t)
     t.set_defaults(func=_cmd_train_style)
 
     r = command("train-sr", help="train a super-resolution network")
@@ -338,7 +350,7 @@ def parser() -> argparse.ArgumentParser:
     for opt in ("iterations", "patch", "batch-size", "seed", "workers", "checkpoint-every"):
         r.add_argument(f"--{opt}", type=NUMBERS[opt], default=None)
     r.add_argument("--loss-network", type=loss_network, help="vgg16, vgg16-caffe, … (perceptual.vgg.SOURCES)")
-    r.add_argument("--device")
+    _training_speed_options(r)
     r.set_defaults(func=_cmd_train_sr)
 
     x = command("run", help="compute results for a profile (what the notebooks read)")

@@ -41,7 +41,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from . import images, memory, precision, store
+from . import images, memory, precision, store, trainstep
 from .config import StyleTrainConfig
 from .data import list_images
 from .objective import Objective
@@ -367,7 +367,8 @@ def _append_row(path: Path, row: dict) -> None:
 def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, torch.Tensor]],
         dataset: Dataset, cfg, *, run_dir: Path, meta: dict, val_batch: torch.Tensor | None = None,
         device: torch.device | None = None, workers: int = 0, progress: bool = True, desc: str = "train",
-        stop_after: int | None = None, sync_every: int = 50, checkpoint_every: int | None = None) -> Path:
+        stop_after: int | None = None, sync_every: int = 50, checkpoint_every: int | None = None,
+        cuda_graph: bool = False) -> Path:
     """Train ``model`` with Adam on ``step``'s ``"total"``; resumable from ``run_dir``.
 
     ``cfg`` supplies iterations, batch_size, lr, seed, checkpoint_every, val_every and precision (a
@@ -375,17 +376,22 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
     ``meta`` (config, kind, architecture, …) is stored in every checkpoint; a checkpoint whose
     ``meta["config_hash"]`` differs is refused. ``stop_after`` ends early (tests: interruption).
     ``checkpoint_every`` overrides ``cfg.checkpoint_every`` (not part of the run's identity).
+    ``cuda_graph``: after three eager iterations, each step is one replayed CUDA graph
+    (:mod:`perceptual.trainstep`; CUDA, bf16 or fp32; the same kernels, so not part of the identity).
     Returns ``model.pt`` when finished, else the checkpoint. Ctrl-C / SIGTERM write a checkpoint
     and raise :class:`TrainingInterrupted`; a second process on the same folder gets :class:`RunBusy`.
     """
     if checkpoint_every:
         cfg = replace(cfg, checkpoint_every=checkpoint_every)
     iterations, seed = cfg.iterations, cfg.seed
+    device = device or pick_device()
+    prec = precision.resolve(cfg.precision, device)
+    if cuda_graph:
+        trainstep.check(device, prec)  # refused before anything is made
     files = RunFiles(Path(run_dir))
     if files.root.exists() and not files.root.is_dir():
         raise NotADirectoryError(f"{files.root}: is a file; the run folder (--out) must be a folder")
     files.root.mkdir(parents=True, exist_ok=True)
-    device = device or pick_device()
     lock = RunLock(files.lock).acquire()
     handler = logging.FileHandler(files.text_log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -397,10 +403,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         for stale in store.remove_stale_temporaries(files.root):
             log.info("removed %s (left by an interrupted write)", stale)
         torch.manual_seed(seed)
-        prec = precision.resolve(cfg.precision, device)
         precision.channels_last(model.to(device)).train()
-        opt = precision.adam(model.parameters(), cfg.lr, device)
-        scaler = precision.scaler(device, prec)
+        opt = precision.adam(model.parameters(), cfg.lr, device, capturable=cuda_graph)
 
         def save_model() -> None:
             store.atomic_torch_save({"model": model.state_dict(), "meta": meta}, files.model)
@@ -418,6 +422,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
                                    "use another run folder or delete it")
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
+            for group in opt.param_groups:  # the saved groups carry the writer's flag
+                group["capturable"] = cuda_graph
             torch.set_rng_state(ckpt["rng"])
             start = ckpt["iteration"]
             log.info("resumed from %s at iteration %d", files.checkpoint, start)
@@ -439,6 +445,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         pending: list[tuple[int, torch.Tensor]] = []  # (iteration, stacked loss terms on the device)
         names: list[str] = []
         last: dict[str, float] = {}
+        train_step = trainstep.trainer(model, step, opt, device, prec, cuda_graph)
 
         def flush() -> None:
             """Read the pending loss terms back (one host sync), log them, stop on NaN/inf."""
@@ -468,14 +475,9 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             if it >= end:
                 break
             batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            with precision.autocast(device, prec):
-                terms = step(model, batch)
+            terms = train_step(batch)  # forward, backward and Adam (one replay with cuda_graph)
             names = list(terms)
             pending.append((it, torch.stack([v.detach().float() for v in terms.values()])))
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(terms["total"]).backward()
-            scaler.step(opt)
-            scaler.update()
             done = it + 1
             validate = val_batch is not None and cfg.val_every and (done % cfg.val_every == 0 or done == iterations)
             checkpoint = done % cfg.checkpoint_every == 0 or done == end or stop.requested
@@ -550,7 +552,7 @@ def style_target(path: Path, style_size: int) -> torch.Tensor:
 
 def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Path], run_dir: Path,
                 device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
-                stop_after: int | None = None, checkpoint_every: int | None = None) -> Path:
+                stop_after: int | None = None, checkpoint_every: int | None = None, cuda_graph: bool = False) -> Path:
     """Train one style network; returns the path of ``model.pt`` (or the checkpoint if stopped).
     Sizes that cannot fit into memory are refused first (:class:`perceptual.memory.TooLarge`)."""
     device = pick_device(device) if not isinstance(device, torch.device) else device
@@ -577,4 +579,4 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
 
     return fit(model, step, data, cfg, run_dir=run_dir, meta=meta, val_batch=val, device=device, workers=workers,
                progress=progress, desc=f"style {cfg.style}", stop_after=stop_after,
-               checkpoint_every=checkpoint_every)
+               checkpoint_every=checkpoint_every, cuda_graph=cuda_graph)

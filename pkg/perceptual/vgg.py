@@ -68,6 +68,27 @@ TORCHVISION = Preprocessing(
 )
 
 
+class FrozenConv2d(nn.Conv2d):
+    """A convolution that, while its weights are frozen, casts them once per autocast dtype and
+    reuses the copy. Autocast caches the casts of leaf tensors that require grad only, so a frozen
+    loss network's weights would otherwise be cast again on every call — two cast kernels per
+    layer per forward, a launch-bound GPU step's overhead. Both round to nearest, so outputs are
+    bit-identical. The copy is refreshed when the weights move or change in place (their
+    version counter; writes through ``.data`` bypass it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        device = x.device.type
+        if (self.weight.requires_grad or not torch.is_autocast_enabled(device)
+                or torch.compiler.is_compiling()):
+            return super().forward(x)
+        dtype = torch.get_autocast_dtype(device)
+        key = (dtype, self.weight.data_ptr(), self.weight._version, self.bias.data_ptr(), self.bias._version)
+        cached = self.__dict__.get("_cast")
+        if cached is None or cached[0] != key:
+            cached = self.__dict__["_cast"] = (key, self.weight.to(dtype), self.bias.to(dtype))
+        return self._conv_forward(x, cached[1], cached[2])
+
+
 class VGGFeatures(nn.Module):
     """VGG convolutional trunk returning a dict of named activations."""
 
@@ -84,7 +105,7 @@ class VGGFeatures(nn.Module):
         for name in self.names:
             kind, block = name[:4], int(name[4])  # "conv" | "relu" | "pool", block number
             if kind == "conv":
-                layers[name] = nn.Conv2d(c_in, _CHANNELS[block - 1], 3, padding=1)
+                layers[name] = FrozenConv2d(c_in, _CHANNELS[block - 1], 3, padding=1)
                 c_in = _CHANNELS[block - 1]
             elif kind == "relu":
                 layers[name] = nn.ReLU(inplace=False)

@@ -1,0 +1,113 @@
+"""One training step — forward, loss, backward and Adam — as :func:`perceptual.train.fit` and the
+speed benchmark run it: :class:`EagerStep` (autocast, gradient scaler for fp16), or
+:class:`GraphedStep`, captured once as a CUDA graph and replayed for every later batch: one launch
+where eager training issues ≈ 1,250 kernels.
+
+Why graphs: the paper's style step (256², batch 4) on an H100 is launch-bound — the GPU is busy
+≈ 9 ms of a 12–16 ms step (session 3's profile), so iterations/s followed the lent machine's CPU
+(62 / 78 / 60 it/s in three runs against issue 12's 70). A replayed graph runs the same kernels
+with the host out of the loop.
+
+Semantics are eager training's: the first ``warmup`` iterations run eagerly on a side stream (as
+capture requires; cuDNN autotuning happens there), the next one is captured and then replayed,
+and every later one copies its batch into the captured input and replays — so iteration i still
+trains on batch i. The terms returned are the graph's own output tensors, overwritten by the next
+call: read or copy them before it. Requirements, checked: a CUDA device, one batch shape, bf16
+or fp32 (fp16's gradient scaler reads the gradients back on the host), and an Adam built with
+``capturable=True`` (:func:`perceptual.precision.adam`).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import precision
+
+Step = Callable[[nn.Module, torch.Tensor], dict[str, torch.Tensor]]
+
+
+def check(device: torch.device | str, prec: str) -> None:
+    """Refuse, with the reason, where a training step cannot be captured."""
+    if torch.device(device).type != "cuda":
+        raise ValueError(f"CUDA graphs need a CUDA device, got {torch.device(device)}; train without --cuda-graph")
+    if prec not in ("bf16", "fp32"):
+        raise ValueError(f"CUDA graphs need precision bf16 or fp32 (fp16's gradient scaler syncs with the host), "
+                         f"got {prec}")
+
+
+class EagerStep:
+    """``step(model, batch)`` under autocast for ``prec``, backward (scaled for fp16) and
+    ``opt.step()``; returns the loss terms."""
+
+    def __init__(self, model: nn.Module, step: Step, opt: torch.optim.Optimizer, device: torch.device | str,
+                 prec: str):
+        self.model, self.step, self.opt, self.device, self.prec = model, step, opt, torch.device(device), prec
+        self.scaler = precision.scaler(self.device, prec)
+
+    def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        with precision.autocast(self.device, self.prec):
+            terms = self.step(self.model, batch)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(terms["total"]).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return terms
+
+
+def trainer(model: nn.Module, step: Step, opt: torch.optim.Optimizer, device: torch.device | str, prec: str,
+            graph: bool = False) -> EagerStep | GraphedStep:
+    """The training step for ``model``: replayed as a CUDA graph if ``graph``, else eager."""
+    return (GraphedStep if graph else EagerStep)(model, step, opt, device, prec)
+
+
+class GraphedStep:
+    """``step(model, batch)`` + backward + ``opt.step()``, eager for ``warmup`` calls, then one
+    CUDA graph replayed per call. ``prec`` is a resolved precision (bf16 or fp32)."""
+
+    def __init__(self, model: nn.Module, step: Step, opt: torch.optim.Optimizer, device: torch.device | str,
+                 prec: str, warmup: int = 3):
+        check(device, prec)
+        if not all(group.get("capturable") for group in opt.param_groups):
+            raise ValueError("CUDA graphs need an optimiser built with capturable=True "
+                             "(perceptual.precision.adam(..., capturable=True))")
+        self.model, self.step, self.opt, self.prec, self.warmup = model, step, opt, prec, warmup
+        self.device = torch.device(device)
+        self.side = torch.cuda.Stream(self.device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.calls = 0
+        self.input: torch.Tensor | None = None  # the captured batch
+        self.terms: dict[str, torch.Tensor] = {}  # the captured loss terms
+
+    def _train(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        # autocast's weight-cast cache would hand the graph tensors made outside it: casts run inside
+        with precision.autocast(self.device, self.prec, cache=False):
+            terms = self.step(self.model, batch)
+        terms["total"].backward()
+        self.opt.step()
+        return terms
+
+    def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Train on ``batch`` (on the device, the same shape every call); the loss terms."""
+        self.calls += 1
+        if self.graph is None and self.calls <= self.warmup:
+            self.side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self.side):
+                self.opt.zero_grad(set_to_none=True)
+                terms = self._train(batch)
+            torch.cuda.current_stream(self.device).wait_stream(self.side)
+            return terms
+        if self.graph is None:
+            self.input = batch.clone()  # (B, 3, H, W), the batch's memory format kept
+            self.opt.zero_grad(set_to_none=True)  # backward allocates the gradients in the graph's pool
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.terms = self._train(self.input)
+        else:
+            if batch.shape != self.input.shape:
+                raise ValueError(f"a CUDA graph replays one batch shape: captured {tuple(self.input.shape)}, "
+                                 f"got {tuple(batch.shape)}")
+            self.input.copy_(batch)
+        self.graph.replay()  # capture records without running: this call's batch runs here
+        return self.terms
