@@ -5,7 +5,7 @@ import pytest
 from perceptual import cli, paths, store
 
 TRAIN_COLUMNS = {"kind", "case", "variant", "precision", "channels_last", "iterations", "its_per_s", "seconds",
-                 "speedup", "final_loss", "loss_ratio", "device", "hardware"}
+                 "speedup", "final_loss", "loss_ratio", "early_loss", "device", "hardware"}
 INFERENCE_COLUMNS = {"size", "seconds", "speedup", "psnr_vs_fp32"}
 
 
@@ -58,6 +58,19 @@ def test_targets_judged_by_the_stated_rules():
     g = bench.judge(gpu)
     assert g.met.tolist() == [True, False, False, True]  # 71 it/s; 3.1 ms; style loss 0.96; SR loss 1.0
     assert g.fp32_repeat.iloc[2] == pytest.approx(1.1) and g.fp32_repeat.isna().iloc[[0, 1, 3]].all()
+
+
+@pytest.mark.parametrize("graphed_early, met, best", [(1_000_500.0, True, "graphed-bf16"), (1_100_000.0, False, "fast-bf16")])
+def test_a_graphed_row_counts_only_if_it_trains_like_the_fast_path(graphed_early, met, best):
+    from perceptual import bench
+
+    gpu = _rows("cuda:0", "H100", {
+        ("style-256-b4", "eager-fp32"): (50.0, 1.0, 1.0), ("style-256-b4", "fast-bf16"): (62.0, 1.24, 0.99),
+        ("style-256-b4", "graphed-bf16"): (95.0, 1.9, 0.98)}, {})
+    gpu["early_loss"] = [1_010_000.0, 1_000_000.0, graphed_early]  # first-20 means: 0.05 % or 10 % off the fast path
+    g = bench.judge(gpu).set_index("target").iloc[0]  # style training ≥ 70 it/s
+    assert (g.met, g.variant, g.measured) == (met, best, 95.0 if met else 62.0)
+    assert bench.judge(gpu.drop(columns="early_loss")).iloc[0].variant == "graphed-bf16"  # older tables: no test
 
 
 def test_publish_bench_names_the_run_and_keeps_the_recorded_version(tmp_path, monkeypatch):

@@ -244,9 +244,13 @@ def test_cli_precision_and_cuda_graph_flags(tmp_path, capsys):
     meta = torch.load(tmp_path / "run" / "model.pt", weights_only=False)["meta"]
     assert meta["provenance"]["precision"] == "fp32" and meta["provenance"]["config"]["precision"] == "fp32"
     capsys.readouterr()
-    for flags, message in ((["--cuda-graph"], "CUDA graphs need a CUDA device"),
-                           (["--precision", "fp16"], "fp16 needs a CUDA device")):
-        assert cli.main(base + ["--out", str(tmp_path / "refused"), *flags]) == 1
+    sr = ["train-sr", "--data", str(tmp_path / "photos"), "--patch", "32", "--iterations", "1", "--device", "cpu",
+          "--loss-network", "random"]
+    for args, message in ((base + ["--cuda-graph"], "CUDA graphs need a CUDA device"),
+                          (base + ["--precision", "fp16"], "fp16 needs a CUDA device"),
+                          (sr + ["--cuda-graph"], "CUDA graphs need a CUDA device"),
+                          (sr + ["--precision", "fp16"], "fp16 needs a CUDA device")):
+        assert cli.main(args + ["--out", str(tmp_path / "refused")]) == 1
         err = capsys.readouterr().err
         assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
         assert not (tmp_path / "refused").exists()  # refused before the run folder is made

@@ -1,27 +1,95 @@
 """The training step: the eager one by hand (Adam's first step), and for the CUDA-graph one what
 is refused where it cannot run (CI has no GPU) and where the bench and the optimiser switch it
 on. Capture and replay themselves need a CUDA device."""
+import copy
+
 import pytest
 import torch
 
 from perceptual import bench, precision, trainstep
 
 
-def test_eager_step_is_one_adam_step_on_the_total():
+def test_eager_step_is_one_optimiser_step_on_the_total():
     model = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():
         model.weight.copy_(torch.tensor([[1.0, -2.0]]))
     x = torch.tensor([[3.0, 1.0]])
 
     def step(m, batch):
-        out = m(batch)  # (1, 1): 1·3 − 2·1 = 1
+        out = m(batch)  # (1, 1)
         return {"total": out.pow(2).sum(), "out": out.sum()}
 
-    opt = precision.adam(model.parameters(), 0.1, "cpu")
-    terms = trainstep.trainer(model, step, opt, "cpu", "fp32")(x)
+    train_step = trainstep.trainer(model, step, torch.optim.SGD(model.parameters(), lr=0.01), "cpu", "fp32")
+    terms = train_step(x)  # out = 1·3 − 2·1 = 1; gradient 2·out·x = (6, 2)
     assert terms["total"].item() == 1.0 and terms["out"].item() == 1.0
-    # gradient 2·out·x = (6, 2); Adam's first step is lr·g/(|g| + eps) = 0.1 per weight, against g
-    assert torch.allclose(model.weight, torch.tensor([[0.9, -2.1]]), atol=1e-6)
+    assert torch.allclose(model.weight, torch.tensor([[0.94, -2.02]]))
+    terms = train_step(x)  # out = 0.94·3 − 2.02 = 0.8; gradient (4.8, 1.6) — not added to the last one
+    assert terms["out"].item() == pytest.approx(0.8)
+    assert torch.allclose(model.weight, torch.tensor([[0.892, -2.036]]))
+
+
+class EmulatedGraph(trainstep.GraphedStep):
+    """GraphedStep with its three CUDA calls done on a CPU as CUDA does them: a capture records
+    without running (model and optimiser left as they were), a replay runs the recorded step on
+    the captured input — backward writing the gradients afresh — into the captured outputs."""
+
+    captures = 0
+
+    def _on_side_stream(self, fn):
+        return fn()
+
+    def _capture(self, fn):
+        EmulatedGraph.captures += 1
+        self._fn = fn
+        saved = copy.deepcopy((self.model.state_dict(), self.opt.state_dict()))
+        out = {k: v.detach().clone() for k, v in fn().items()}
+        self.model.load_state_dict(saved[0])
+        self.opt.load_state_dict(saved[1])
+        self.opt.zero_grad(set_to_none=True)
+        return out
+
+    def _replay(self):
+        self.opt.zero_grad(set_to_none=True)
+        for k, v in self._fn().items():
+            self.terms[k].copy_(v.detach())
+
+
+def test_graphed_step_trains_on_each_batch_in_order_like_eager():
+    """Warm-up, capture and replays give the weights and losses eager training gives."""
+    batches = [torch.randn(2, 3, generator=torch.Generator().manual_seed(i)) for i in range(7)]
+
+    def step(m, batch):
+        return {"total": (m(batch) - batch.sum(1, keepdim=True)).pow(2).mean()}
+
+    def train(graph: bool):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 1)
+        opt = torch.optim.Adam(model.parameters(), lr=0.1)
+        if graph:
+            for group in opt.param_groups:
+                group["capturable"] = True  # what a capture needs ...
+            run = EmulatedGraph(model, step, opt, "cuda", "fp32")
+            for group in opt.param_groups:
+                group["capturable"] = False  # ... and the same arithmetic on the CPU
+        else:
+            run = trainstep.trainer(model, step, opt, "cpu", "fp32")
+        losses = [run(b)["total"].item() for b in batches]
+        return losses, model.weight.detach().clone(), run
+
+    eager, w_eager, _ = train(False)
+    graphed, w_graphed, run = train(True)
+    assert EmulatedGraph.captures == 1 and run.calls == 7 and run.warmup == 3
+    assert graphed == eager and torch.equal(w_graphed, w_eager)
+    assert torch.equal(run.input, batches[-1])  # each replay copies its batch into the captured input
+    with pytest.raises(ValueError, match=r"one batch shape and dtype: \(2, 3\).*got \(3, 3\)"):
+        run(torch.zeros(3, 3))
+
+
+def test_graphed_step_needs_a_capturable_optimiser():
+    model = torch.nn.Linear(3, 1)
+    with pytest.raises(ValueError, match="capturable=True"):  # refused before any CUDA call
+        trainstep.GraphedStep(model, lambda m, b: {"total": m(b).sum()}, torch.optim.Adam(model.parameters()),
+                              "cuda", "bf16")
 
 
 def test_refused_off_cuda_and_for_fp16():

@@ -218,3 +218,24 @@ def test_frozen_weights_cast_once_under_autocast_bit_identical(astronaut64):
     assert set(net.state_dict()) == {f"layers.{n}.{p}" for n in net.conv_names for p in ("weight", "bias")}
     # outside autocast the float32 weights are used as they are
     assert torch.equal(net(astronaut64, ["relu2_1"])["relu2_1"], _plain_forward(net, astronaut64, "relu2_1"))
+
+
+def test_frozen_casts_are_kept_per_dtype_and_made_outside_inference_mode(astronaut64):
+    net = vgg.load_vgg("random")
+    conv = net.layers["conv1_1"]
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        net(astronaut64, ["relu1_1"])  # the first cast happens under inference mode
+    bf16 = conv._casts[torch.bfloat16][1]
+    assert bf16.dtype == torch.bfloat16 and not bf16.is_inference()
+    with torch.autocast("cpu", dtype=torch.float16):
+        half = net(astronaut64, ["relu1_1"])["relu1_1"]
+        assert half.dtype == torch.float16 and torch.equal(half, _plain_forward(net, astronaut64, "relu1_1"))
+    assert conv._casts[torch.bfloat16][1] is bf16  # another dtype does not evict it (a CUDA graph may hold it)
+    x = astronaut64.clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        net(x, ["relu1_1"])["relu1_1"].float().sum().backward()  # training after inference: autograd works
+    assert x.grad.abs().sum() > 0
+    net.to(memory_format=torch.channels_last)  # new weight tensors: the casts follow them
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        net(astronaut64, ["relu1_1"])
+    assert conv._casts[torch.bfloat16][1].is_contiguous(memory_format=torch.channels_last)

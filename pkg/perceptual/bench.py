@@ -156,10 +156,10 @@ def training_rows(case: str, make_model: Callable[[], nn.Module], step: Callable
     variants = [("eager-fp32", "fp32", False, False, False), (f"fast-{prec}", prec, True, False, False)]
     if device.type == "cuda":
         variants.insert(1, ("eager-fp32-repeat", "fp32", False, False, False))
-        if prec in ("bf16", "fp32"):
-            variants.append((f"graphed-{prec}", prec, True, False, True))
     if compile:
         variants.append((f"compiled-{prec}", prec, True, True, False))
+    if device.type == "cuda" and prec in ("bf16", "fp32"):
+        variants.append((f"graphed-{prec}", prec, True, False, True))  # last: a failed capture touches no other row
     rows, base = [], None
     for name, dt, cl, comp, graph in variants:
         if loss_net is not None:
@@ -170,7 +170,7 @@ def training_rows(case: str, make_model: Callable[[], nn.Module], step: Callable
             rate, losses = train_iterations(model, run_step, batches, device, lr=lr, prec=dt, fast=cl,
                                             warmup=warmup, desc=f"{case} {name}", progress=progress, graph=graph)
         except RuntimeError as err:
-            if not graph:
+            if not graph or isinstance(err, torch.OutOfMemoryError):
                 raise
             log.warning("%s %s: no row, the CUDA graph failed: %s", case, name, str(err).splitlines()[0])
             continue
@@ -179,7 +179,8 @@ def training_rows(case: str, make_model: Callable[[], nn.Module], step: Callable
         rows.append({"kind": "train", "case": case, "variant": name, "precision": dt,
                      "channels_last": cl, "iterations": len(batches), "its_per_s": rate,
                      "seconds": 1.0 / rate, "speedup": rate / base[0], "final_loss": final,
-                     "loss_ratio": final / base[1], "psnr_vs_fp32": float("nan")})
+                     "loss_ratio": final / base[1], "early_loss": statistics.fmean(losses[:tail]),
+                     "psnr_vs_fp32": float("nan")})
     if loss_net is not None:
         loss_net.to(memory_format=torch.contiguous_format)
     return rows
@@ -253,12 +254,29 @@ TARGETS = (  # issue 12; the GPU ones for an H100
       for d in ("cpu", "cuda") for case, what in _TRAIN_CPU),
 )
 MIN_PSNR = 40.0  # dB: an inference path counts only if its output is this close to fp32 (issue 12)
+SAME_TRAINING = 0.03  # a compiled or graphed training row counts only if its first ``tail`` iterations'
+# mean loss is this close to the fast path's: the same kernels, so the same early losses
+
+
+def _trains_like_fast(rows: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
+    """Which of one case's training ``rows`` count for speed: the fast path itself, and compiled
+    or graphed variants whose early loss agrees with it (tables before ``early_loss``: all)."""
+    keep = pd.Series(True, index=rows.index)
+    if "early_loss" not in table or rows.empty:
+        return keep
+    fast = table[(table.case == rows.case.iloc[0]) & table.variant.str.startswith("fast")]
+    if fast.empty:
+        return keep
+    other = (rows.kind == "train") & ~rows.variant.str.startswith("fast")
+    agree = (rows.early_loss / float(fast.early_loss.iloc[0]) - 1).abs() <= SAME_TRAINING
+    return keep & (~other | agree)
 
 
 def judge(table: pd.DataFrame) -> pd.DataFrame:
     """One row per target that applies to the table's device. Rules: speed targets take the best
-    fast row (compiled included; inference rows only with PSNR ≥ ``MIN_PSNR`` against the network
-    as trained); the loss agreement takes the fast path at the reduced precision. On CUDA the fp32
+    fast row (inference rows only with PSNR ≥ ``MIN_PSNR`` against the network as trained;
+    compiled or graphed training rows only if they train like the fast path, ``SAME_TRAINING``);
+    the loss agreement takes the fast path at the reduced precision. On CUDA the fp32
     baseline's repeat gives the agreement two fp32 runs reach (its noise floor)."""
     device = str(table.device.iloc[0]).split(":")[0]
     rows = []
@@ -266,6 +284,7 @@ def judge(table: pd.DataFrame) -> pd.DataFrame:
         case = table[(table.case == t.case) & ~table.variant.str.startswith("eager")]
         if t.quantity != "loss_ratio":
             case = case[~(case.kind == "inference") | (case.psnr_vs_fp32 >= MIN_PSNR)]
+            case = case[_trains_like_fast(case, table)]
         else:
             case = case[case.variant.str.startswith("fast") & (case.precision != "fp32")]
         op, limit = t.rule.split()

@@ -19,6 +19,7 @@ difference below 0.5 grey levels; the published bicubic PSNRs are matched within
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
@@ -54,14 +55,23 @@ def weights(n_in: int, n_out: int, antialias: bool = True, dtype: torch.dtype = 
     return matrix.to(dtype=dtype, device=device)
 
 
+@lru_cache(maxsize=16)
+def _matrix(n_in: int, n_out: int, antialias: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """:func:`weights`, kept per size and device: a training step resizes the same sizes every
+    iteration, and on a GPU this spares it a host-to-device copy per call (which a CUDA graph
+    could not capture). Read-only; made outside inference mode so autograd may use it."""
+    with torch.inference_mode(False):
+        return weights(n_in, n_out, antialias, dtype, device)
+
+
 def imresize(x: torch.Tensor, size: tuple[int, int], antialias: bool = True) -> torch.Tensor:
     """(..., H, W) float → (..., h, w) = ``size``, MATLAB's bicubic, unrounded."""
     if not x.is_floating_point():
         raise TypeError(f"imresize needs a floating-point tensor, got {x.dtype}")
     h, w = size
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    rows = weights(x.shape[-2], h, antialias, dtype, x.device)  # (h, H)
-    cols = weights(x.shape[-1], w, antialias, dtype, x.device)  # (w, W)
+    rows = _matrix(x.shape[-2], h, antialias, dtype, x.device)  # (h, H)
+    cols = _matrix(x.shape[-1], w, antialias, dtype, x.device)  # (w, W)
     y = torch.matmul(rows, x.to(dtype))  # (..., h, W)
     return torch.matmul(y, cols.T).to(x.dtype)  # (..., h, w)
 

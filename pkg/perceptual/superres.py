@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import detail, images, losses, memory, metrics, precision, similarity, store
+from . import detail, images, losses, memory, metrics, precision, similarity, store, trainstep
 from .config import SRConfig
 from .data import list_images
 from .resize import imresize
@@ -185,6 +185,9 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
         raise ValueError(f"patch {cfg.patch} is not a multiple of the factor {cfg.factor} "
                          f"(try {cfg.patch - cfg.patch % cfg.factor} or {cfg.patch - cfg.patch % cfg.factor + cfg.factor})")
     device = device if isinstance(device, torch.device) else pick_device(device)
+    prec = precision.resolve(cfg.precision, device)  # refused before anything loads or is written
+    if cuda_graph:
+        trainstep.check(device, prec)
     cfg = replace(cfg, loss="pixel" if method in ("pixel", "srcnn") else "feat")
     memory.check(memory.sr_training_bytes(method, cfg.factor, cfg.patch, cfg.batch_size,
                                           cfg.network if cfg.loss == "feat" else None, cfg.feature_layer),
@@ -204,8 +207,7 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
             "factor": cfg.factor, "loss_network": cfg.network if net is not None else None,
             "config_hash": config_hash(run_key(cfg, method, subset)),
             "provenance": store.provenance(cfg, cfg.seed, cfg.network if net else None, device, method=method,
-                                           precision=precision.resolve(cfg.precision, device),
-                                           train_images=len(train_files))}
+                                           precision=prec, train_images=len(train_files))}
     if subset:
         meta["train_files"] = str(file_list)
 

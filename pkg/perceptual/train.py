@@ -556,6 +556,9 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
     """Train one style network; returns the path of ``model.pt`` (or the checkpoint if stopped).
     Sizes that cannot fit into memory are refused first (:class:`perceptual.memory.TooLarge`)."""
     device = pick_device(device) if not isinstance(device, torch.device) else device
+    prec = precision.resolve(cfg.precision, device)  # refused before the loss network loads
+    if cuda_graph:
+        trainstep.check(device, prec)
     layers = cfg.loss.content_layers + cfg.loss.style_layers
     deepest = max(layers, key=layer_names(SOURCES[cfg.loss.network].depth).index)
     memory.check(memory.style_training_bytes(asdict(cfg.net), cfg.loss.network, deepest, cfg.image_size,
@@ -571,8 +574,8 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
     meta = {"kind": "style", "arch": model.arch, "style": cfg.style, "style_file": str(style_file),
             "loss_network": cfg.loss.network, "config_hash": config_hash(cfg),
             "provenance": store.provenance(cfg, cfg.seed, cfg.loss.network, device,
-                                           precision=precision.resolve(cfg.precision, device),
-                                           train_images=len(train_files), val_images=len(val_files))}
+                                           precision=prec, train_images=len(train_files),
+                                           val_images=len(val_files))}
 
     def step(m: nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         return objective(m(batch), objective.content_targets(batch))

@@ -64,7 +64,8 @@ def trainer(model: nn.Module, step: Step, opt: torch.optim.Optimizer, device: to
 
 class GraphedStep:
     """``step(model, batch)`` + backward + ``opt.step()``, eager for ``warmup`` calls, then one
-    CUDA graph replayed per call. ``prec`` is a resolved precision (bf16 or fp32)."""
+    CUDA graph replayed per call. ``prec`` is a resolved precision (bf16 or fp32). The CUDA calls
+    are the three small methods at the end (a test replaces them to check the rest on a CPU)."""
 
     def __init__(self, model: nn.Module, step: Step, opt: torch.optim.Optimizer, device: torch.device | str,
                  prec: str, warmup: int = 3):
@@ -74,11 +75,11 @@ class GraphedStep:
                              "(perceptual.precision.adam(..., capturable=True))")
         self.model, self.step, self.opt, self.prec, self.warmup = model, step, opt, prec, warmup
         self.device = torch.device(device)
-        self.side = torch.cuda.Stream(self.device)
-        self.graph: torch.cuda.CUDAGraph | None = None
         self.calls = 0
+        self.captured = False
         self.input: torch.Tensor | None = None  # the captured batch
         self.terms: dict[str, torch.Tensor] = {}  # the captured loss terms
+        self.first: tuple | None = None  # (shape, dtype) of the first batch
 
     def _train(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         # autocast's weight-cast cache would hand the graph tensors made outside it: casts run inside
@@ -89,25 +90,49 @@ class GraphedStep:
         return terms
 
     def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Train on ``batch`` (on the device, the same shape every call); the loss terms."""
+        """Train on ``batch`` (on the device, the same shape and dtype every call); the loss terms."""
+        if self.first is None:
+            self.first = (batch.shape, batch.dtype)
+        elif (batch.shape, batch.dtype) != self.first:
+            raise ValueError(f"a CUDA graph replays one batch shape and dtype: {tuple(self.first[0])} "
+                             f"{self.first[1]}, got {tuple(batch.shape)} {batch.dtype}")
         self.calls += 1
-        if self.graph is None and self.calls <= self.warmup:
-            self.side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(self.side):
+        if self.calls <= self.warmup:
+            def eager() -> dict[str, torch.Tensor]:
                 self.opt.zero_grad(set_to_none=True)
-                terms = self._train(batch)
-            torch.cuda.current_stream(self.device).wait_stream(self.side)
-            return terms
-        if self.graph is None:
+                return self._train(batch)
+
+            return self._on_side_stream(eager)
+        if not self.captured:
             self.input = batch.clone()  # (B, 3, H, W), the batch's memory format kept
             self.opt.zero_grad(set_to_none=True)  # backward allocates the gradients in the graph's pool
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.terms = self._train(self.input)
+            self.terms = self._capture(lambda: self._train(self.input))
+            self.captured = True
         else:
-            if batch.shape != self.input.shape:
-                raise ValueError(f"a CUDA graph replays one batch shape: captured {tuple(self.input.shape)}, "
-                                 f"got {tuple(batch.shape)}")
             self.input.copy_(batch)
-        self.graph.replay()  # capture records without running: this call's batch runs here
+        self._replay()  # capture records without running: this call's batch runs here
         return self.terms
+
+    # the CUDA calls ---------------------------------------------------------------------------
+
+    def _on_side_stream(self, fn: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """``fn()`` on a side stream (warm-up before a capture, as CUDA requires)."""
+        with torch.cuda.device(self.device):
+            main, side = torch.cuda.current_stream(), getattr(self, "_side", None) or torch.cuda.Stream()
+            self._side = side
+            side.wait_stream(main)
+            with torch.cuda.stream(side):
+                out = fn()
+            main.wait_stream(side)
+        return out
+
+    def _capture(self, fn: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Record ``fn()`` into a CUDA graph (nothing runs); its outputs are the graph's. Thread-local
+        capture: the data loader's pin-memory thread keeps calling CUDA meanwhile."""
+        with torch.cuda.device(self.device):
+            self._graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._graph, capture_error_mode="thread_local"):
+                return fn()
+
+    def _replay(self) -> None:
+        self._graph.replay()

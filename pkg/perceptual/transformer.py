@@ -121,8 +121,8 @@ _CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 def _caffe150(x: torch.Tensor) -> torch.Tensor:
     """The authors' code: 150·tanh in Caffe space (BGR, mean-subtracted), read back as RGB.
     Channel order is a relabelling the first conv learns, so only the mean offset matters."""
-    mean = x.new_tensor(_CAFFE_MEAN_RGB).view(1, 3, 1, 1)
-    return 150.0 * torch.tanh(x) + mean  # may leave [0, 255], as theirs did
+    y = 150.0 * torch.tanh(x)  # (B, 3, H, W); the means as scalars: no host-to-device copy per call
+    return torch.cat([y[:, c:c + 1] + m for c, m in enumerate(_CAFFE_MEAN_RGB)], 1)  # may leave [0, 255], as theirs did
 
 OUTPUTS = {"tanh255": _scaled_tanh, "caffe150": _caffe150}
 

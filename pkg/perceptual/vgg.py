@@ -73,8 +73,9 @@ class FrozenConv2d(nn.Conv2d):
     reuses the copy. Autocast caches the casts of leaf tensors that require grad only, so a frozen
     loss network's weights would otherwise be cast again on every call — two cast kernels per
     layer per forward, a launch-bound GPU step's overhead. Both round to nearest, so outputs are
-    bit-identical. The copy is refreshed when the weights move or change in place (their
-    version counter; writes through ``.data`` bypass it)."""
+    bit-identical. One copy per dtype, kept while the weights stay where they are (a CUDA graph
+    may hold it); refreshed when they move or change in place (their version counter; writes
+    through ``.data`` bypass it)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         device = x.device.type
@@ -82,11 +83,13 @@ class FrozenConv2d(nn.Conv2d):
                 or torch.compiler.is_compiling()):
             return super().forward(x)
         dtype = torch.get_autocast_dtype(device)
-        key = (dtype, self.weight.data_ptr(), self.weight._version, self.bias.data_ptr(), self.bias._version)
-        cached = self.__dict__.get("_cast")
-        if cached is None or cached[0] != key:
-            cached = self.__dict__["_cast"] = (key, self.weight.to(dtype), self.bias.to(dtype))
-        return self._conv_forward(x, cached[1], cached[2])
+        params = [p for p in (self.weight, self.bias) if p is not None]
+        key = tuple((p.data_ptr(), p._version) for p in params)
+        casts = self.__dict__.setdefault("_casts", {})  # dtype → (key, weight, bias); not in the state dict
+        if dtype not in casts or casts[dtype][0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # usable by autograd later
+                casts[dtype] = (key, self.weight.to(dtype), None if self.bias is None else self.bias.to(dtype))
+        return self._conv_forward(x, casts[dtype][1], casts[dtype][2])
 
 
 class VGGFeatures(nn.Module):
