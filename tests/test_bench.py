@@ -112,3 +112,20 @@ def test_runs_on_one_machine_side_by_side(tmp_path):
     style = [r[header.index("style it/s: eager → fast")] for r in numbers.rows]
     assert style == ["0.194 → 0.401", "0.194 → 0.401"]
     assert [r[header.index("style loss ratio (fp32 repeat)")] for r in numbers.rows] == ["0.967", "0.967"]
+
+
+@pytest.mark.slow
+def test_tiny_sensitivity_writes_one_row_per_perturbation(monkeypatch):
+    from perceptual import bench
+
+    monkeypatch.setenv("DEVICE", "cpu")
+    assert cli.main(["bench", "--profile", "demo", "--tiny", "--sensitivity", "-q"]) == 0
+    table = paths.results_dir() / "demo" / "speed" / "sensitivity.csv"
+    df = pd.read_csv(table).set_index("variant")
+    assert list(df.index) == [v[0] for v in bench.SENSITIVITY]
+    assert df.loc["fp32", "ratio"] == 1.0 and (df.iterations == 4).all() and (df.final_loss > 0).all()
+    assert df.ratio.tolist() == pytest.approx((df.final_loss / df.loc["fp32", "final_loss"]).tolist())
+    assert (df.loc["bf16-transformation-net", ["transformation_net", "loss_net"]].tolist() == ["bf16", "fp32"]
+            and df.loc["bf16-loss-net", ["transformation_net", "loss_net"]].tolist() == ["fp32", "bf16"])
+    assert df.loc["fp32", "ratio"] != df.loc["bf16", "ratio"]  # bf16 really ran: its loss differs
+    assert len(df.loc["fp32", "curve"].split()) == 2  # one mean per 2-iteration window of 4

@@ -186,6 +186,56 @@ def training_rows(case: str, make_model: Callable[[], nn.Module], step: Callable
     return rows
 
 
+class _Autocast(nn.Module):
+    """``net`` with its forward under ``prec``'s autocast, or out of any (``prec="fp32"``),
+    whatever the caller's setting; float32 out. Lets one half of a step take another precision."""
+
+    def __init__(self, net: nn.Module, device: torch.device, prec: str):
+        super().__init__()
+        self.net, self.device, self.prec = net, device, prec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = self.prec != "fp32"
+        with torch.autocast(self.device.type, dtype=precision.DTYPES[self.prec] if low else None, enabled=low):
+            return self.net(x).float()
+
+
+# name, precision of the step, channels-last, precision of the transformation network alone (None: the step's)
+SENSITIVITY = (
+    ("fp32", "fp32", True, None),  # the reference
+    ("fp32-nchw", "fp32", False, None),  # another summation order of the same float32 arithmetic
+    ("bf16", "bf16", True, None),  # the fast path
+    ("bf16-nchw", "bf16", False, None),
+    ("bf16-transformation-net", "fp32", True, "bf16"),  # bf16 in the transformation network alone
+    ("bf16-loss-net", "bf16", True, "fp32"),  # bf16 in the loss network alone
+)
+
+
+def sensitivity_rows(case: str, make_model: Callable[[], nn.Module], step: Callable, batches: Sequence[torch.Tensor],
+                     loss_net: nn.Module, device: torch.device, lr: float, tail: int,
+                     progress: bool = False) -> list[dict]:
+    """How far the final ``tail``-iteration mean loss of the same run (weights, batches, seed)
+    moves under small perturbations of its arithmetic (:data:`SENSITIVITY`): the scale against which
+    the loss agreement's 3 % reads. ``ratio`` = final loss / the fp32 channels-last run's."""
+    rows, base = [], None
+    for name, prec, cl, net_prec in SENSITIVITY:
+        loss_net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+        model = make_model()
+        if net_prec is not None:
+            model = _Autocast(model, device, net_prec)
+        _, losses = train_iterations(model, step, batches, device, lr=lr, prec=prec, fast=cl, warmup=0,
+                                     desc=f"{case} {name}", progress=progress)
+        final = statistics.fmean(losses[-tail:])
+        base = base or final
+        rows.append({"case": case, "variant": name, "step_precision": prec, "channels_last": cl,
+                     "transformation_net": net_prec or prec, "loss_net": prec, "iterations": len(batches),
+                     "final_loss": final, "ratio": final / base,
+                     "curve": " ".join(f"{statistics.fmean(losses[i:i + tail]):.6g}"
+                                       for i in range(0, len(losses), tail))})
+    loss_net.to(memory_format=torch.contiguous_format)
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 # the speed benchmark: inference
 

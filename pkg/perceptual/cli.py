@@ -129,7 +129,10 @@ def _cmd_bench(args) -> int:
 
     profile = profiles.get(args.profile)
     ctx = experiments.Context.create(profile, args.device)
-    print(experiments.speed_bench(ctx, tiny=args.tiny, compile=args.compile, progress=not args.quiet))
+    if args.sensitivity:
+        print(experiments.speed_sensitivity(ctx, tiny=args.tiny, progress=not args.quiet))
+    else:
+        print(experiments.speed_bench(ctx, tiny=args.tiny, compile=args.compile, progress=not args.quiet))
     return 0
 
 
@@ -326,6 +329,9 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--device")
     bn.add_argument("--tiny", action="store_true", help="a few iterations at tiny sizes (tests)")
     bn.add_argument("--compile", action="store_true", help="also time torch.compile (adds rows; slow to compile)")
+    bn.add_argument("--sensitivity", action="store_true",
+                    help="instead: how far the style loss after 200 iterations moves under perturbations of the "
+                         "arithmetic (fp32/bf16, layouts, bf16 in one network; 128², ≈ 17 min on 2 CPU cores)")
     bn.add_argument("-q", "--quiet", action="store_true")
     bn.set_defaults(func=_cmd_bench)
 

@@ -445,29 +445,63 @@ def _seeded_style_net(cfg, seed: int) -> torch.nn.Module:
     return StyleNet(**asdict(cfg.net))
 
 
+def _style_training(ctx: Context, size: int, sizes: BenchSizes):
+    """The bench's style training case at ``size``²: (config, loss network, step, a function making
+    the seeded initial network, the first ``sizes.iterations`` batches of the training order)."""
+    from .train import SquareImages, split_files
+
+    p = ctx.profile
+    cfg = style_config(ctx, p.style_file)
+    net = ctx.net(cfg.loss.network)
+    objective = Objective(net, cfg.loss, style_target(ctx.data(p.style_file), cfg.style_size).to(ctx.device))
+
+    def step(m, batch):
+        return objective(m(batch), objective.content_targets(batch))
+
+    train_files, _ = split_files([ctx.data(d) for d in p.train_dirs], 0)
+    batches = _batches(SquareImages(train_files, size, cfg.resize), sizes.iterations, sizes.style_batch, cfg.seed)
+    return cfg, net, step, lambda: _seeded_style_net(cfg, cfg.seed), batches
+
+
+SENSITIVITY_SIZE = 128  # px: the style case at a quarter of the bench's pixels (six runs in ≈ 17 min on 2 cores)
+
+
+def speed_sensitivity(ctx: Context, tiny: bool = False, progress: bool = True) -> Path:
+    """``results/<profile>/speed/sensitivity.csv``: the bench's style training case (200 iterations,
+    batch 4, the same seed and batches) at ``SENSITIVITY_SIZE``² under perturbations of its
+    arithmetic (:data:`perceptual.bench.SENSITIVITY`): how far the final loss moves, the scale
+    against which the loss agreement's 3 % reads. Always measures."""
+    sizes = TINY if tiny else BENCH
+    size = sizes.style_size if tiny else SENSITIVITY_SIZE
+    cfg, net, step, make_model, batches = _style_training(ctx, size, sizes)
+    log.info("bench: loss sensitivity, style training %d², batch %d, %d iterations", size, sizes.style_batch,
+             sizes.iterations)
+    case = f"style-{size}-b{sizes.style_batch}"
+    rows = bench.sensitivity_rows(case, make_model, step, batches, net, ctx.device, cfg.lr, sizes.tail, progress)
+    table = ctx.out("speed") / "sensitivity.csv"
+    hw = store.hardware(ctx.device)
+    machine = {"device": str(ctx.device), "hardware": hw.get("gpu") or f"{hw['cpu']} ({hw['cpu_threads']} threads)"}
+    store.write_table(pd.DataFrame([{**r, **machine} for r in rows]), table,
+                      {**ctx.meta(sizes, style_config=cfg, size=size, tiny=tiny),
+                       "summary": f"style training {size}², batch {sizes.style_batch}, {sizes.iterations} iterations "
+                                  f"from one seed; final loss = mean of the last {sizes.tail}"})
+    return table
+
+
 def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progress: bool = True) -> Path:
     """``results/<profile>/speed/bench.csv``: training it/s and loss agreement (style 256² batch 4,
     SR ×4 288² patches, the profile's loss network), inference seconds per image and PSNR at 256²,
     512², 1024²; eager fp32 vs the fast paths (:mod:`perceptual.bench`). Always measures."""
     from .precision import int8_supported, resolve
     from .superres import Patches, sr_loss
-    from .train import SquareImages, split_files
+    from .train import split_files
     from .transformer import SRNet
 
     p, sizes, device = ctx.profile, TINY if tiny else BENCH, ctx.device
     prec = resolve("auto", device)
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed sizes: autotuned, as train.fit does
     train_files, _ = split_files([ctx.data(d) for d in p.train_dirs], 0)
-    cfg = style_config(ctx, p.style_file)
-    net = ctx.net(cfg.loss.network)
-    style = style_target(ctx.data(p.style_file), cfg.style_size).to(device)
-    objective = Objective(net, cfg.loss, style)
-
-    def style_step(m, batch):
-        return objective(m(batch), objective.content_targets(batch))
-
-    def style_net():
-        return _seeded_style_net(cfg, cfg.seed)
+    cfg, net, style_step, style_net, batches = _style_training(ctx, sizes.style_size, sizes)
 
     def sr_net():
         torch.manual_seed(sr_cfg.seed)
@@ -475,8 +509,6 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
 
     rows = []
     log.info("bench: style training %d², batch %d", sizes.style_size, sizes.style_batch)
-    batches = _batches(SquareImages(train_files, sizes.style_size, cfg.resize), sizes.iterations, sizes.style_batch,
-                       cfg.seed)
     rows += bench.training_rows(f"style-{sizes.style_size}-b{sizes.style_batch}", style_net, style_step, batches, net,
                                 device, prec, cfg.lr, sizes.warmup, sizes.tail, compile, progress)
     sr_cfg = replace(p.sr, factor=4, patch=sizes.sr_patch, batch_size=sizes.sr_batch, loss="feat")

@@ -223,6 +223,34 @@ def bench_tables(path: Path) -> list[Table]:
                                       if (rows.variant == "fast-int8").any() else []))]
 
 
+def sensitivity_table(path: Path) -> Table:
+    """``perceptual bench --sensitivity``: the style run's final loss under each perturbation of
+    its arithmetic, as a ratio to the fp32 channels-last run, and what that says about the 3 %
+    loss agreement (the sentence follows from the largest move, by the rule it states)."""
+    import pandas as pd
+
+    from . import bench
+
+    df, meta = pd.read_csv(path), store.read_meta(path)
+    move = (df.set_index("variant").ratio - 1)
+    largest = move.abs().max()
+    limit = float(next(t.rule.split()[1] for t in bench.TARGETS if t.quantity == "loss_ratio"))
+    verdict = (f"the largest move, {100 * largest:.1f} %, is more than the loss agreement's {100 * limit:g} %: at this length "
+               "the agreement test reads where a slightly perturbed run happens to be as much as the precision"
+               if largest > limit else
+               f"every move is within the loss agreement's {100 * limit:g} %: at this length the test can resolve "
+               "the precision")
+    shown = df.assign(layout=df.channels_last.map({True: "channels-last", False: "NCHW"}))
+    return table(shown, {"variant": "run", "transformation_net": "transformation net", "loss_net": "loss net",
+                         "layout": "layout", "final_loss": "final loss", "ratio": "loss / fp32"},
+                 formats={"ratio": ".3f", "final_loss": ".6g"},
+                 caption=f"How far the style loss after {int(df.iterations.iloc[0])} iterations moves when "
+                         f"its arithmetic is perturbed — {df.hardware.iloc[0]}; code {meta.get('code_version')}",
+                 notes=[f"Settings: {meta.get('summary', '')}; the same initial weights, batches and seed in "
+                        "every run; loss network " + str(meta.get("loss_network")) + ".",
+                        f"Rule: a run's move is |loss / fp32 − 1|; {verdict}."])
+
+
 def bench_runs(files: list[Path]) -> list[Table]:
     """Several bench tables of one kind of machine (published from a GPU box, say) side by side:
     the targets judged in each run, and each run's headline numbers, one row per run."""
