@@ -127,5 +127,7 @@ def test_tiny_sensitivity_writes_one_row_per_perturbation(monkeypatch):
     assert df.ratio.tolist() == pytest.approx((df.final_loss / df.loc["fp32", "final_loss"]).tolist())
     assert (df.loc["bf16-transformation-net", ["transformation_net", "loss_net"]].tolist() == ["bf16", "fp32"]
             and df.loc["bf16-loss-net", ["transformation_net", "loss_net"]].tolist() == ["fp32", "bf16"])
+    assert df.style_grams.tolist() == ["NCHW", "NCHW", "channels-last", "NCHW", "NCHW", "NCHW", "NCHW"]
+    assert df.loc["fp32-style-grams-cl", "ratio"] != 1.0  # the other Grams (≈ 1e-7 apart) were used
     assert df.loc["fp32", "ratio"] != df.loc["bf16", "ratio"]  # bf16 really ran: its loss differs
     assert len(df.loc["fp32", "curve"].split()) == 2  # one mean per 2-iteration window of 4

@@ -200,36 +200,39 @@ class _Autocast(nn.Module):
             return self.net(x).float()
 
 
-# name, precision of the step, channels-last, precision of the transformation network alone (None: the step's)
+# name, precision of the step, channels-last, precision of the transformation network alone (None: the
+# step's), the loss network's layout when the style image's Gram matrices were computed
 SENSITIVITY = (
-    ("fp32", "fp32", True, None),  # the reference
-    ("fp32-nchw", "fp32", False, None),  # another summation order of the same float32 arithmetic
-    ("bf16", "bf16", True, None),  # the fast path
-    ("bf16-nchw", "bf16", False, None),
-    ("bf16-transformation-net", "fp32", True, "bf16"),  # bf16 in the transformation network alone
-    ("bf16-loss-net", "bf16", True, "fp32"),  # bf16 in the loss network alone
+    ("fp32", "fp32", True, None, "NCHW"),  # the reference: the bench's fast path in float32
+    ("fp32-nchw", "fp32", False, None, "NCHW"),  # another summation order of the same float32 arithmetic
+    ("fp32-style-grams-cl", "fp32", True, None, "channels-last"),  # targets ≈ 1e-7 (relative) apart
+    ("bf16", "bf16", True, None, "NCHW"),  # the fast path
+    ("bf16-nchw", "bf16", False, None, "NCHW"),
+    ("bf16-transformation-net", "fp32", True, "bf16", "NCHW"),  # bf16 in the transformation network alone
+    ("bf16-loss-net", "bf16", True, "fp32", "NCHW"),  # bf16 in the loss network alone
 )
 
 
-def sensitivity_rows(case: str, make_model: Callable[[], nn.Module], step: Callable, batches: Sequence[torch.Tensor],
-                     loss_net: nn.Module, device: torch.device, lr: float, tail: int,
+def sensitivity_rows(case: str, make_model: Callable[[], nn.Module], steps: dict[str, Callable],
+                     batches: Sequence[torch.Tensor], loss_net: nn.Module, device: torch.device, lr: float, tail: int,
                      progress: bool = False) -> list[dict]:
     """How far the final ``tail``-iteration mean loss of the same run (weights, batches, seed)
     moves under small perturbations of its arithmetic (:data:`SENSITIVITY`): the scale against which
-    the loss agreement's 3 % reads. ``ratio`` = final loss / the fp32 channels-last run's."""
+    the loss agreement's 3 % reads. ``steps``: the step with the style Grams computed in each
+    layout ("NCHW", "channels-last"). ``ratio`` = final loss / the fp32 channels-last run's."""
     rows, base = [], None
-    for name, prec, cl, net_prec in SENSITIVITY:
+    for name, prec, cl, net_prec, grams in SENSITIVITY:
         loss_net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
         model = make_model()
         if net_prec is not None:
             model = _Autocast(model, device, net_prec)
-        _, losses = train_iterations(model, step, batches, device, lr=lr, prec=prec, fast=cl, warmup=0,
+        _, losses = train_iterations(model, steps[grams], batches, device, lr=lr, prec=prec, fast=cl, warmup=0,
                                      desc=f"{case} {name}", progress=progress)
         final = statistics.fmean(losses[-tail:])
         base = base or final
         rows.append({"case": case, "variant": name, "step_precision": prec, "channels_last": cl,
-                     "transformation_net": net_prec or prec, "loss_net": prec, "iterations": len(batches),
-                     "final_loss": final, "ratio": final / base,
+                     "transformation_net": net_prec or prec, "loss_net": prec, "style_grams": grams,
+                     "iterations": len(batches), "final_loss": final, "ratio": final / base,
                      "curve": " ".join(f"{statistics.fmean(losses[i:i + tail]):.6g}"
                                        for i in range(0, len(losses), tail))})
     loss_net.to(memory_format=torch.contiguous_format)

@@ -331,7 +331,8 @@ def parser() -> argparse.ArgumentParser:
     bn.add_argument("--compile", action="store_true", help="also time torch.compile (adds rows; slow to compile)")
     bn.add_argument("--sensitivity", action="store_true",
                     help="instead: how far the style loss after 200 iterations moves under perturbations of the "
-                         "arithmetic (fp32/bf16, layouts, bf16 in one network; 128², ≈ 17 min on 2 CPU cores)")
+                         "arithmetic (fp32/bf16, layouts, bf16 in one network, the style Grams' layout; 128², ≈ 20 min on "
+                         "2 CPU cores)")
     bn.add_argument("-q", "--quiet", action="store_true")
     bn.set_defaults(func=_cmd_bench)
 

@@ -445,15 +445,18 @@ def _seeded_style_net(cfg, seed: int) -> torch.nn.Module:
     return StyleNet(**asdict(cfg.net))
 
 
-def _style_training(ctx: Context, size: int, sizes: BenchSizes):
+def _style_training(ctx: Context, size: int, sizes: BenchSizes, grams_layout: str = "NCHW"):
     """The bench's style training case at ``size``²: (config, loss network, step, a function making
-    the seeded initial network, the first ``sizes.iterations`` batches of the training order)."""
+    the seeded initial network, the first ``sizes.iterations`` batches of the training order).
+    ``grams_layout``: the loss network's memory layout while the style Gram matrices are computed."""
     from .train import SquareImages, split_files
 
     p = ctx.profile
     cfg = style_config(ctx, p.style_file)
     net = ctx.net(cfg.loss.network)
+    net.to(memory_format=torch.channels_last if grams_layout == "channels-last" else torch.contiguous_format)
     objective = Objective(net, cfg.loss, style_target(ctx.data(p.style_file), cfg.style_size).to(ctx.device))
+    net.to(memory_format=torch.contiguous_format)
 
     def step(m, batch):
         return objective(m(batch), objective.content_targets(batch))
@@ -463,7 +466,7 @@ def _style_training(ctx: Context, size: int, sizes: BenchSizes):
     return cfg, net, step, lambda: _seeded_style_net(cfg, cfg.seed), batches
 
 
-SENSITIVITY_SIZE = 128  # px: the style case at a quarter of the bench's pixels (six runs in ≈ 17 min on 2 cores)
+SENSITIVITY_SIZE = 128  # px: the style case at a quarter of the bench's pixels (seven runs in ≈ 20 min on 2 cores)
 
 
 def speed_sensitivity(ctx: Context, tiny: bool = False, progress: bool = True) -> Path:
@@ -474,10 +477,11 @@ def speed_sensitivity(ctx: Context, tiny: bool = False, progress: bool = True) -
     sizes = TINY if tiny else BENCH
     size = sizes.style_size if tiny else SENSITIVITY_SIZE
     cfg, net, step, make_model, batches = _style_training(ctx, size, sizes)
+    steps = {"NCHW": step, "channels-last": _style_training(ctx, size, sizes, "channels-last")[2]}
     log.info("bench: loss sensitivity, style training %d², batch %d, %d iterations", size, sizes.style_batch,
              sizes.iterations)
     case = f"style-{size}-b{sizes.style_batch}"
-    rows = bench.sensitivity_rows(case, make_model, step, batches, net, ctx.device, cfg.lr, sizes.tail, progress)
+    rows = bench.sensitivity_rows(case, make_model, steps, batches, net, ctx.device, cfg.lr, sizes.tail, progress)
     table = ctx.out("speed") / "sensitivity.csv"
     hw = store.hardware(ctx.device)
     machine = {"device": str(ctx.device), "hardware": hw.get("gpu") or f"{hw['cpu']} ({hw['cpu_threads']} threads)"}

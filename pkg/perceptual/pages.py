@@ -241,8 +241,9 @@ def sensitivity_table(path: Path) -> Table:
                f"every move is within the loss agreement's {100 * limit:g} %: at this length the test can resolve "
                "the precision")
     shown = df.assign(layout=df.channels_last.map({True: "channels-last", False: "NCHW"}))
+    grams = {"style_grams": "style Grams computed in"} if "style_grams" in df else {}
     return table(shown, {"variant": "run", "transformation_net": "transformation net", "loss_net": "loss net",
-                         "layout": "layout", "final_loss": "final loss", "ratio": "loss / fp32"},
+                         "layout": "layout", **grams, "final_loss": "final loss", "ratio": "loss / fp32"},
                  formats={"ratio": ".3f", "final_loss": ".6g"},
                  caption=f"How far the style loss after {int(df.iterations.iloc[0])} iterations moves when "
                          f"its arithmetic is perturbed — {df.hardware.iloc[0]}; code {meta.get('code_version')}",
