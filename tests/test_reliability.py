@@ -375,6 +375,7 @@ def bad_argument_table(t: Path, model: Path, sr: Path) -> list[list[str]]:
         ["data", "fetch", "nosuchset"],
         ["data", "fetch", "set5"],  # the data root is a mirror (read-only)
         ["nosuchcommand"],
+        ["bench", "--profile", "demo", "--sensitivity", "--compile"],  # losses only: nothing to compile
     ]
 
 

@@ -30,8 +30,10 @@ def test_eager_step_is_one_optimiser_step_on_the_total():
 
 class EmulatedGraph(trainstep.GraphedStep):
     """GraphedStep with its three CUDA calls done on a CPU as CUDA does them: a capture records
-    without running (model and optimiser left as they were), a replay runs the recorded step on
-    the captured input — backward writing the gradients afresh — into the captured outputs."""
+    without running (model, optimiser and gradients left as they were), a replay runs the recorded
+    step on the captured input into the captured outputs. Its backward writes the gradients afresh
+    if there were none at capture (they were allocated inside), else adds to them, as the recorded
+    kernels would."""
 
     captures = 0
 
@@ -41,15 +43,20 @@ class EmulatedGraph(trainstep.GraphedStep):
     def _capture(self, fn):
         EmulatedGraph.captures += 1
         self._fn = fn
-        saved = copy.deepcopy((self.model.state_dict(), self.opt.state_dict()))
+        params = list(self.model.parameters())
+        self._fresh = all(p.grad is None for p in params)
+        saved = copy.deepcopy((self.model.state_dict(), self.opt.state_dict(), [p.grad for p in params]))
         out = {k: v.detach().clone() for k, v in fn().items()}
         self.model.load_state_dict(saved[0])
         self.opt.load_state_dict(saved[1])
-        self.opt.zero_grad(set_to_none=True)
+        for p, g in zip(params, saved[2]):
+            p.grad = g
         return out
 
     def _replay(self):
-        self.opt.zero_grad(set_to_none=True)
+        if self._fresh:
+            for p in self.model.parameters():
+                p.grad = None
         for k, v in self._fn().items():
             self.terms[k].copy_(v.detach())
 

@@ -399,5 +399,4 @@ def cost(profile: str, root: Path | None = None) -> dict:
         hw = res.meta(rel).get("hardware") or hw
         if hw:
             break
-    machine = hw.get("gpu") or (f"{hw.get('cpu')} ({hw.get('cpu_threads')} threads)" if hw else "?")
-    return {"seconds": seconds, "hardware": machine}
+    return {"seconds": seconds, "hardware": store.machine_label(hw)}

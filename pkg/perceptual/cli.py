@@ -127,6 +127,8 @@ def _cmd_export(args) -> int:
 def _cmd_bench(args) -> int:
     from . import experiments
 
+    if args.sensitivity and args.compile:
+        raise UsageError("argument --compile: --sensitivity measures losses, not speed; drop --compile")
     profile = profiles.get(args.profile)
     ctx = experiments.Context.create(profile, args.device)
     if args.sensitivity:

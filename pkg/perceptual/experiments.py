@@ -445,25 +445,29 @@ def _seeded_style_net(cfg, seed: int) -> torch.nn.Module:
     return StyleNet(**asdict(cfg.net))
 
 
-def _style_training(ctx: Context, size: int, sizes: BenchSizes, grams_layout: str = "NCHW"):
-    """The bench's style training case at ``size``²: (config, loss network, step, a function making
-    the seeded initial network, the first ``sizes.iterations`` batches of the training order).
-    ``grams_layout``: the loss network's memory layout while the style Gram matrices are computed."""
+def _style_training(ctx: Context, size: int, sizes: BenchSizes):
+    """The bench's style training case at ``size``²: (config, loss network, style image, a function
+    making the seeded initial network, the first ``sizes.iterations`` batches of the training order)."""
     from .train import SquareImages, split_files
 
     p = ctx.profile
     cfg = style_config(ctx, p.style_file)
-    net = ctx.net(cfg.loss.network)
-    net.to(memory_format=torch.channels_last if grams_layout == "channels-last" else torch.contiguous_format)
-    objective = Objective(net, cfg.loss, style_target(ctx.data(p.style_file), cfg.style_size).to(ctx.device))
-    net.to(memory_format=torch.contiguous_format)
+    style = style_target(ctx.data(p.style_file), cfg.style_size).to(ctx.device)  # (1, 3, h, w)
+    train_files, _ = split_files([ctx.data(d) for d in p.train_dirs], 0)
+    batches = _batches(SquareImages(train_files, size, cfg.resize), sizes.iterations, sizes.style_batch, cfg.seed)
+    return cfg, ctx.net(cfg.loss.network), style, lambda: _seeded_style_net(cfg, cfg.seed), batches
 
+
+def _style_step(objective: Objective):
+    """The style training step on ``objective`` (Eq. 5, content targets from the batch)."""
     def step(m, batch):
         return objective(m(batch), objective.content_targets(batch))
 
-    train_files, _ = split_files([ctx.data(d) for d in p.train_dirs], 0)
-    batches = _batches(SquareImages(train_files, size, cfg.resize), sizes.iterations, sizes.style_batch, cfg.seed)
-    return cfg, net, step, lambda: _seeded_style_net(cfg, cfg.seed), batches
+    return step
+
+
+def _machine(device: torch.device) -> dict:
+    return {"device": str(device), "hardware": store.machine_label(store.hardware(device))}
 
 
 SENSITIVITY_SIZE = 128  # px: the style case at a quarter of the bench's pixels (seven runs in ≈ 20 min on 2 cores)
@@ -473,22 +477,30 @@ def speed_sensitivity(ctx: Context, tiny: bool = False, progress: bool = True) -
     """``results/<profile>/speed/sensitivity.csv``: the bench's style training case (200 iterations,
     batch 4, the same seed and batches) at ``SENSITIVITY_SIZE``² under perturbations of its
     arithmetic (:data:`perceptual.bench.SENSITIVITY`): how far the final loss moves, the scale
-    against which the loss agreement's 3 % reads. Always measures."""
+    against which the loss agreement's 3 % reads. The meta records how far apart the two sets of
+    style Gram matrices are. Always measures."""
     sizes = TINY if tiny else BENCH
     size = sizes.style_size if tiny else SENSITIVITY_SIZE
-    cfg, net, step, make_model, batches = _style_training(ctx, size, sizes)
-    steps = {"NCHW": step, "channels-last": _style_training(ctx, size, sizes, "channels-last")[2]}
+    cfg, net, style, make_model, batches = _style_training(ctx, size, sizes)
+    objectives = {}
+    for layout, fmt in (("NCHW", torch.contiguous_format), ("channels-last", torch.channels_last)):
+        net.to(memory_format=fmt)  # the same loss network, its weights in another layout
+        objectives[layout] = Objective(net, cfg.loss, style)
+    net.to(memory_format=torch.contiguous_format)
+    a, b = objectives["NCHW"].style_grams, objectives["channels-last"].style_grams
+    apart = max(float((a[j] - b[j]).abs().max() / a[j].abs().max()) for j in a)
     log.info("bench: loss sensitivity, style training %d², batch %d, %d iterations", size, sizes.style_batch,
              sizes.iterations)
     case = f"style-{size}-b{sizes.style_batch}"
-    rows = bench.sensitivity_rows(case, make_model, steps, batches, net, ctx.device, cfg.lr, sizes.tail, progress)
+    rows = bench.sensitivity_rows(case, make_model, {k: _style_step(o) for k, o in objectives.items()}, batches, net,
+                                  ctx.device, cfg.lr, sizes.tail, progress)
     table = ctx.out("speed") / "sensitivity.csv"
-    hw = store.hardware(ctx.device)
-    machine = {"device": str(ctx.device), "hardware": hw.get("gpu") or f"{hw['cpu']} ({hw['cpu_threads']} threads)"}
-    store.write_table(pd.DataFrame([{**r, **machine} for r in rows]), table,
+    store.write_table(pd.DataFrame([{**r, **_machine(ctx.device)} for r in rows]), table,
                       {**ctx.meta(sizes, style_config=cfg, size=size, tiny=tiny),
+                       "style_grams_apart": apart,
                        "summary": f"style training {size}², batch {sizes.style_batch}, {sizes.iterations} iterations "
-                                  f"from one seed; final loss = mean of the last {sizes.tail}"})
+                                  f"from one seed; final loss = mean of the last {sizes.tail}; the two sets of style "
+                                  f"Gram matrices differ by at most {apart:.1e} of their largest entry"})
     return table
 
 
@@ -505,7 +517,8 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
     prec = resolve("auto", device)
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed sizes: autotuned, as train.fit does
     train_files, _ = split_files([ctx.data(d) for d in p.train_dirs], 0)
-    cfg, net, style_step, style_net, batches = _style_training(ctx, sizes.style_size, sizes)
+    cfg, net, style, style_net, batches = _style_training(ctx, sizes.style_size, sizes)
+    style_step = _style_step(Objective(net, cfg.loss, style))
 
     def sr_net():
         torch.manual_seed(sr_cfg.seed)
@@ -543,13 +556,11 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
     rows += bench.inference_rows(model, inputs, device, low, sizes.repeats, onnx_file, compile)
 
     table = ctx.out("speed") / "bench.csv"
-    hw = store.hardware(device)
-    machine = {"device": str(device), "hardware": hw.get("gpu") or f"{hw['cpu']} ({hw['cpu_threads']} threads)"}
     summary = (f"training: style {sizes.style_size}² batch {sizes.style_batch}, SR ×4 {sizes.sr_patch}² batch "
                f"{sizes.sr_batch}, {sizes.iterations} iterations ({sizes.warmup} warm-up), loss over the last "
                f"{sizes.tail}; inference {', '.join(f'{s}²' for s in sizes.inference_sizes)}, median of "
                f"{sizes.repeats}; fast precision {prec}; network: {source}")
-    store.write_table(pd.DataFrame([{**r, **machine} for r in rows]), table,
+    store.write_table(pd.DataFrame([{**r, **_machine(device)} for r in rows]), table,
                       {**ctx.meta(sizes, style_config=cfg, sr_config=sr_cfg, tiny=tiny, compile=compile,
                                   inference_network=source), "summary": summary})
     return table

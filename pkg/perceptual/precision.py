@@ -102,6 +102,20 @@ def autocast(device: torch.device | str, precision: str, cache: bool = True) -> 
     return torch.autocast(device.type, dtype=DTYPES[precision], cache_enabled=cache)
 
 
+class Autocast(torch.nn.Module):
+    """``net`` run in ``precision`` whatever the caller's autocast (fp32: autocast off), float32
+    out: one network of a step in another precision than the rest."""
+
+    def __init__(self, net: torch.nn.Module, device: torch.device | str, precision: str):
+        super().__init__()
+        self.net, self.device, self.precision = net, torch.device(device), precision
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        off = torch.autocast(self.device.type, enabled=False)
+        with off if self.precision == "fp32" else autocast(self.device, self.precision):
+            return self.net(x).float()
+
+
 def scaler(device: torch.device | str, precision: str) -> torch.amp.GradScaler:
     """A gradient scaler, enabled for fp16 only (bf16 has fp32's range)."""
     device = torch.device(device)

@@ -55,11 +55,12 @@ def weights(n_in: int, n_out: int, antialias: bool = True, dtype: torch.dtype = 
     return matrix.to(dtype=dtype, device=device)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=256)
 def _matrix(n_in: int, n_out: int, antialias: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """:func:`weights`, kept per size and device: a training step resizes the same sizes every
     iteration, and on a GPU this spares it a host-to-device copy per call (which a CUDA graph
-    could not capture). Read-only; made outside inference mode so autograd may use it."""
+    could not capture; a captured step's few sizes stay cached unless 256 others come after
+    them). Read-only; made outside inference mode so autograd may use it."""
     with torch.inference_mode(False):
         return weights(n_in, n_out, antialias, dtype, device)
 

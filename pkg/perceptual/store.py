@@ -159,6 +159,11 @@ def hardware(device: str | torch.device | None = None) -> dict[str, Any]:
     return info
 
 
+def machine_label(hw: dict[str, Any]) -> str:
+    """One line for a :func:`hardware` record: the GPU's name, else the CPU's with its threads."""
+    return hw.get("gpu") or (f"{hw.get('cpu')} ({hw.get('cpu_threads')} threads)" if hw else "?")
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

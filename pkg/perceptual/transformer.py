@@ -26,6 +26,7 @@ Deviations, documented here and in the book:
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -121,8 +122,16 @@ _CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 def _caffe150(x: torch.Tensor) -> torch.Tensor:
     """The authors' code: 150·tanh in Caffe space (BGR, mean-subtracted), read back as RGB.
     Channel order is a relabelling the first conv learns, so only the mean offset matters."""
-    y = 150.0 * torch.tanh(x)  # (B, 3, H, W); the means as scalars: no host-to-device copy per call
-    return torch.cat([y[:, c:c + 1] + m for c, m in enumerate(_CAFFE_MEAN_RGB)], 1)  # may leave [0, 255], as theirs did
+    y = 150.0 * torch.tanh(x)  # (B, 3, H, W)
+    return y + _caffe_mean(y.device, y.dtype)  # may leave [0, 255], as theirs did
+
+
+@lru_cache(maxsize=None)
+def _caffe_mean(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The mean as a (1, 3, 1, 1) tensor, made once per device and dtype: no host-to-device copy
+    per call (which a CUDA graph could not capture). Read-only."""
+    with torch.inference_mode(False):
+        return torch.tensor(_CAFFE_MEAN_RGB, dtype=dtype, device=device).view(1, 3, 1, 1)
 
 OUTPUTS = {"tanh255": _scaled_tanh, "caffe150": _caffe150}
 
