@@ -180,7 +180,7 @@ def _bench_rules() -> str:
 
     return (f"Rule: speed targets take the best fast row (inference rows only with PSNR ≥ {bench.MIN_PSNR:g} dB "
             "against the network as trained; compiled or CUDA-graph training rows only if their first 20 "
-            f"iterations' mean loss is within {bench.SAME_TRAINING:.0%} of the fast path's); the loss agreement takes the reduced-precision fast path, final "
+            f"iterations' mean loss is within {100 * bench.SAME_TRAINING:g} % of the fast path's); the loss agreement takes the reduced-precision fast path, final "
             "20-iteration mean loss / the fp32 run's. fp32 repeat: the same ratio between two fp32 runs (CUDA "
             "only: autotuned cuDNN is not bit-reproducible).")
 
