@@ -122,6 +122,10 @@ def test_stylize_cli_lists_every_inference_precision():
     action = next(a for a in parser._subparsers._group_actions[0].choices["stylize"]._actions
                   if a.dest == "precision")
     assert tuple(action.choices) == precision.INFERENCE_PRECISIONS
+    for command in ("train-style", "train-sr"):  # training has no int8
+        action = next(a for a in parser._subparsers._group_actions[0].choices[command]._actions
+                      if a.dest == "precision")
+        assert tuple(action.choices) == precision.PRECISIONS
 
 
 def test_stylize_int8_without_vnni_is_one_line(tmp_path, monkeypatch, capsys):

@@ -445,25 +445,22 @@ def _seeded_style_net(cfg, seed: int) -> torch.nn.Module:
     return StyleNet(**asdict(cfg.net))
 
 
-def _style_training(ctx: Context, size: int, sizes: BenchSizes):
+def _train_files(ctx: Context) -> list[Path]:
+    from .train import split_files
+
+    return split_files([ctx.data(d) for d in ctx.profile.train_dirs], 0)[0]
+
+
+def _style_training(ctx: Context, size: int, sizes: BenchSizes, train_files: list[Path]):
     """The bench's style training case at ``size``²: (config, loss network, style image, a function
     making the seeded initial network, the first ``sizes.iterations`` batches of the training order)."""
-    from .train import SquareImages, split_files
+    from .train import SquareImages
 
     p = ctx.profile
     cfg = style_config(ctx, p.style_file)
     style = style_target(ctx.data(p.style_file), cfg.style_size).to(ctx.device)  # (1, 3, h, w)
-    train_files, _ = split_files([ctx.data(d) for d in p.train_dirs], 0)
     batches = _batches(SquareImages(train_files, size, cfg.resize), sizes.iterations, sizes.style_batch, cfg.seed)
     return cfg, ctx.net(cfg.loss.network), style, lambda: _seeded_style_net(cfg, cfg.seed), batches
-
-
-def _style_step(objective: Objective):
-    """The style training step on ``objective`` (Eq. 5, content targets from the batch)."""
-    def step(m, batch):
-        return objective(m(batch), objective.content_targets(batch))
-
-    return step
 
 
 def _machine(device: torch.device) -> dict:
@@ -481,7 +478,7 @@ def speed_sensitivity(ctx: Context, tiny: bool = False, progress: bool = True) -
     style Gram matrices are. Always measures."""
     sizes = TINY if tiny else BENCH
     size = sizes.style_size if tiny else SENSITIVITY_SIZE
-    cfg, net, style, make_model, batches = _style_training(ctx, size, sizes)
+    cfg, net, style, make_model, batches = _style_training(ctx, size, sizes, _train_files(ctx))
     objectives = {}
     for layout, fmt in (("NCHW", torch.contiguous_format), ("channels-last", torch.channels_last)):
         net.to(memory_format=fmt)  # the same loss network, its weights in another layout
@@ -492,7 +489,7 @@ def speed_sensitivity(ctx: Context, tiny: bool = False, progress: bool = True) -
     log.info("bench: loss sensitivity, style training %d², batch %d, %d iterations", size, sizes.style_batch,
              sizes.iterations)
     case = f"style-{size}-b{sizes.style_batch}"
-    rows = bench.sensitivity_rows(case, make_model, {k: _style_step(o) for k, o in objectives.items()}, batches, net,
+    rows = bench.sensitivity_rows(case, make_model, {k: o.train_step for k, o in objectives.items()}, batches, net,
                                   ctx.device, cfg.lr, sizes.tail, progress)
     table = ctx.out("speed") / "sensitivity.csv"
     store.write_table(pd.DataFrame([{**r, **_machine(ctx.device)} for r in rows]), table,
@@ -510,15 +507,14 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
     512², 1024²; eager fp32 vs the fast paths (:mod:`perceptual.bench`). Always measures."""
     from .precision import int8_supported, resolve
     from .superres import Patches, sr_loss
-    from .train import split_files
     from .transformer import SRNet
 
     p, sizes, device = ctx.profile, TINY if tiny else BENCH, ctx.device
     prec = resolve("auto", device)
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed sizes: autotuned, as train.fit does
-    train_files, _ = split_files([ctx.data(d) for d in p.train_dirs], 0)
-    cfg, net, style, style_net, batches = _style_training(ctx, sizes.style_size, sizes)
-    style_step = _style_step(Objective(net, cfg.loss, style))
+    train_files = _train_files(ctx)
+    cfg, net, style, style_net, batches = _style_training(ctx, sizes.style_size, sizes, train_files)
+    style_step = Objective(net, cfg.loss, style).train_step
 
     def sr_net():
         torch.manual_seed(sr_cfg.seed)

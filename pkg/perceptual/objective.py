@@ -38,6 +38,10 @@ class Objective:
         with torch.no_grad():
             return self.net(content, self.content_layers)
 
+    def train_step(self, model: torch.nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Feed-forward training's terms: ``model(batch)`` against the batch's own content features."""
+        return self(model(batch), self.content_targets(batch))
+
     def __call__(self, output: torch.Tensor, targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The terms (already weighted) and their sum under ``"total"``."""
         cfg = self.cfg

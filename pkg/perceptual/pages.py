@@ -226,8 +226,8 @@ def bench_tables(path: Path) -> list[Table]:
 def sensitivity_table(path: Path) -> Table:
     """``perceptual bench --sensitivity``: the style run's final loss under each perturbation of
     its arithmetic, as a ratio to the first run (the bench's fp32 NCHW baseline), and what that says
-    about the 3 % loss agreement — by a stated rule: the noise is the largest move of the float32
-    runs, and the agreement can resolve a precision only where that noise is within 3 %."""
+    about the loss agreement (``bench.LOSS_AGREEMENT``) — by a stated rule: the noise is the largest
+    move of the float32 runs, and the agreement can resolve a precision only where that noise is within it."""
     import pandas as pd
 
     from . import bench
@@ -235,7 +235,7 @@ def sensitivity_table(path: Path) -> Table:
     df, meta = pd.read_csv(path), store.read_meta(path)
     move = (df.ratio - 1).abs()
     fp32 = (df.transformation_net == "fp32") & (df.loss_net == "fp32") & (df.index > 0)
-    noise, limit = move[fp32].max(), float(next(t.rule.split()[1] for t in bench.TARGETS if t.quantity == "loss_ratio"))
+    noise, limit = move[fp32].max(), bench.LOSS_AGREEMENT
     fast = move[df.variant == "bf16"]
     bf16 = f"; bf16, as the fast path runs it, moved it by {100 * fast.iloc[0]:.1f} %" if len(fast) else ""
     pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731

@@ -185,9 +185,7 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
         raise ValueError(f"patch {cfg.patch} is not a multiple of the factor {cfg.factor} "
                          f"(try {cfg.patch - cfg.patch % cfg.factor} or {cfg.patch - cfg.patch % cfg.factor + cfg.factor})")
     device = device if isinstance(device, torch.device) else pick_device(device)
-    prec = precision.resolve(cfg.precision, device)  # refused before anything loads or is written
-    if cuda_graph:
-        trainstep.check(device, prec)
+    prec = trainstep.precision_for(cfg.precision, device, cuda_graph)  # refused before anything loads or is written
     cfg = replace(cfg, loss="pixel" if method in ("pixel", "srcnn") else "feat")
     memory.check(memory.sr_training_bytes(method, cfg.factor, cfg.patch, cfg.batch_size,
                                           cfg.network if cfg.loss == "feat" else None, cfg.feature_layer),

@@ -385,9 +385,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         cfg = replace(cfg, checkpoint_every=checkpoint_every)
     iterations, seed = cfg.iterations, cfg.seed
     device = device or pick_device()
-    prec = precision.resolve(cfg.precision, device)
-    if cuda_graph:
-        trainstep.check(device, prec)  # refused before anything is made
+    prec = trainstep.precision_for(cfg.precision, device, cuda_graph)  # refused before anything is made
     files = RunFiles(Path(run_dir))
     if files.root.exists() and not files.root.is_dir():
         raise NotADirectoryError(f"{files.root}: is a file; the run folder (--out) must be a folder")
@@ -556,9 +554,7 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
     """Train one style network; returns the path of ``model.pt`` (or the checkpoint if stopped).
     Sizes that cannot fit into memory are refused first (:class:`perceptual.memory.TooLarge`)."""
     device = pick_device(device) if not isinstance(device, torch.device) else device
-    prec = precision.resolve(cfg.precision, device)  # refused before the loss network loads
-    if cuda_graph:
-        trainstep.check(device, prec)
+    prec = trainstep.precision_for(cfg.precision, device, cuda_graph)  # refused before the loss network loads
     layers = cfg.loss.content_layers + cfg.loss.style_layers
     deepest = max(layers, key=layer_names(SOURCES[cfg.loss.network].depth).index)
     memory.check(memory.style_training_bytes(asdict(cfg.net), cfg.loss.network, deepest, cfg.image_size,
@@ -577,9 +573,6 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
                                            precision=prec, train_images=len(train_files),
                                            val_images=len(val_files))}
 
-    def step(m: nn.Module, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        return objective(m(batch), objective.content_targets(batch))
-
-    return fit(model, step, data, cfg, run_dir=run_dir, meta=meta, val_batch=val, device=device, workers=workers,
+    return fit(model, objective.train_step, data, cfg, run_dir=run_dir, meta=meta, val_batch=val, device=device, workers=workers,
                progress=progress, desc=f"style {cfg.style}", stop_after=stop_after,
                checkpoint_every=checkpoint_every, cuda_graph=cuda_graph)

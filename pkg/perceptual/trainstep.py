@@ -37,6 +37,15 @@ def check(device: torch.device | str, prec: str) -> None:
                          f"got {prec}")
 
 
+def precision_for(name: str, device: torch.device | str, cuda_graph: bool = False) -> str:
+    """A training config's precision resolved for ``device`` (:func:`perceptual.precision.resolve`),
+    and checked for a CUDA graph when one is asked for."""
+    prec = precision.resolve(name, device)
+    if cuda_graph:
+        check(device, prec)
+    return prec
+
+
 class EagerStep:
     """``step(model, batch)`` under autocast for ``prec``, backward (scaled for fp16) and
     ``opt.step()``; returns the loss terms."""
@@ -76,8 +85,8 @@ class GraphedStep:
         self.model, self.step, self.opt, self.prec, self.warmup = model, step, opt, prec, warmup
         self.device = torch.device(device)
         self.calls = 0
-        self.captured = False
-        self.input: torch.Tensor | None = None  # the captured batch
+        self._side: torch.cuda.Stream | None = None  # made on first use (needs CUDA)
+        self.input: torch.Tensor | None = None  # the captured batch (None until the capture)
         self.terms: dict[str, torch.Tensor] = {}  # the captured loss terms
         self.first: tuple | None = None  # (shape, dtype) of the first batch
 
@@ -103,11 +112,10 @@ class GraphedStep:
                 return self._train(batch)
 
             return self._on_side_stream(eager)
-        if not self.captured:
+        if self.input is None:
             self.input = batch.clone()  # (B, 3, H, W), the batch's memory format kept
             self.opt.zero_grad(set_to_none=True)  # backward allocates the gradients in the graph's pool
             self.terms = self._capture(lambda: self._train(self.input))
-            self.captured = True
         else:
             self.input.copy_(batch)
         self._replay()  # capture records without running: this call's batch runs here
@@ -118,12 +126,12 @@ class GraphedStep:
     def _on_side_stream(self, fn: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """``fn()`` on a side stream (warm-up before a capture, as CUDA requires)."""
         with torch.cuda.device(self.device):
-            main, side = torch.cuda.current_stream(), getattr(self, "_side", None) or torch.cuda.Stream()
-            self._side = side
-            side.wait_stream(main)
-            with torch.cuda.stream(side):
+            main = torch.cuda.current_stream()
+            self._side = self._side or torch.cuda.Stream()
+            self._side.wait_stream(main)
+            with torch.cuda.stream(self._side):
                 out = fn()
-            main.wait_stream(side)
+            main.wait_stream(self._side)
         return out
 
     def _capture(self, fn: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
