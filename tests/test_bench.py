@@ -94,23 +94,25 @@ def test_runs_on_one_machine_side_by_side(tmp_path):
     iterations/s to three significant figures (a CPU step takes seconds)."""
     from perceptual import pages
 
-    def run(name: str, created: str, fast_512: tuple[str, float, float]) -> object:
+    def run(name: str, created: str, fast_512: tuple[str, float, float], graphed: dict | None = None) -> object:
         frame = _rows("cpu", "2-core CPU", {
             ("style-256-b4", "eager-fp32"): (0.1939, 1.0, 1.0), ("style-256-b4", "fast-bf16"): (0.4005, 2.07, 0.967),
-            ("sr-x4-288-b4", "eager-fp32"): (0.2706, 1.0, 1.0), ("sr-x4-288-b4", "fast-bf16"): (0.6611, 2.44, 0.993)},
+            ("sr-x4-288-b4", "eager-fp32"): (0.2706, 1.0, 1.0), ("sr-x4-288-b4", "fast-bf16"): (0.6611, 2.44, 0.993),
+            **(graphed or {})},
             {("style-512", "eager-fp32"): (0.67, 1.0, float("inf")), ("style-512", fast_512[0]): fast_512[1:]})
         return store.write_table(frame, tmp_path / f"{name}.csv",
                                  {"profile": "cpu", "created": created, "code_version": name, "loss_network": "vgg19-caffe"})
 
     old = run("old", "2026-11-26T03:23:50+00:00", ("fast-bf16", 0.215, 3.09, 57.4))
-    new = run("new", "2026-11-26T05:47:43+00:00", ("fast-int8", 0.167, 4.02, 50.3))
+    new = run("new", "2026-11-26T05:47:43+00:00", ("fast-int8", 0.167, 4.02, 50.3),
+              {("style-256-b4", "graphed-bf16"): (0.5004, 2.58, 0.967)})  # a graphed row, as on CUDA
     targets, numbers = pages.bench_runs([old, new])
     assert targets.header == ["target", "rule", "2026-11-26 03:23", "2026-11-26 05:47"]
     row_512 = next(r for r in targets.rows if r[0].startswith("inference 512²"))
     assert row_512[2:] == ["3.09 missed", "4.02 met"]
     header = numbers.header
-    style = [r[header.index("style it/s: eager → fast")] for r in numbers.rows]
-    assert style == ["0.194 → 0.401", "0.194 → 0.401"]
+    style = [r[header.index("style it/s: eager → fast (→ graphed)")] for r in numbers.rows]
+    assert style == ["0.194 → 0.401", "0.194 → 0.401 → 0.500"]  # the graphed speed where the run has one
     assert [r[header.index("style loss ratio (fp32 repeat)")] for r in numbers.rows] == ["0.967", "0.967"]
 
 

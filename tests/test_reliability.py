@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from perceptual import book, cli, data, memory, paths, profiles, store, stylize, superres, train
+from perceptual import book, cli, data, memory, paths, profiles, store, stylize, superres, train, trainstep
 from perceptual.config import PAPER
 from perceptual.transformer import SRNet, StyleNet
 
@@ -243,6 +243,8 @@ def test_cli_precision_and_cuda_graph_flags(tmp_path, capsys):
     assert cli.main(base + ["--out", str(tmp_path / "run"), "--precision", "fp32"]) == 0
     meta = torch.load(tmp_path / "run" / "model.pt", weights_only=False)["meta"]
     assert meta["provenance"]["precision"] == "fp32" and meta["provenance"]["config"]["precision"] == "fp32"
+    assert meta["provenance"]["cuda_graph"] is False  # the default: wherever one can run, so not on a CPU
+    assert cli.main(base + ["--out", str(tmp_path / "eager"), "--no-cuda-graph"]) == 0
     capsys.readouterr()
     sr = ["train-sr", "--data", str(tmp_path / "photos"), "--patch", "32", "--iterations", "1", "--device", "cpu",
           "--loss-network", "random"]
@@ -254,6 +256,32 @@ def test_cli_precision_and_cuda_graph_flags(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
         assert not (tmp_path / "refused").exists()  # refused before the run folder is made
+
+
+def test_training_goes_on_eagerly_where_an_automatic_graph_cannot_be_captured(tmp_path, square_data, monkeypatch):
+    """By default a CUDA graph is used wherever one can run; where the step cannot be captured
+    training goes on eagerly, says so in train.log and records it. A graph asked for gets no
+    fallback (its failure is raised). The device is faked: plan says a graph can run, and the
+    trainer reports a failed capture (trainstep's own test checks the step itself)."""
+    seen = {}
+    real_trainer = trainstep.trainer
+
+    def trainer(model, step, opt, device, prec, graph=False, fallback=None):
+        seen.update(graph=graph, fallback=fallback)
+        if fallback:
+            fallback("the training step could not be captured as a CUDA graph (test); training on eagerly")
+        return real_trainer(model, step, opt, device, prec)
+
+    monkeypatch.setattr(trainstep, "plan", lambda name, device, cuda_graph=None: ("fp32", cuda_graph is not False))
+    monkeypatch.setattr(trainstep, "trainer", trainer)
+    auto = tiny_fit(tmp_path / "auto", square_data, iterations=3)
+    assert seen["graph"] is True and seen["fallback"] is not None
+    assert "WARNING the training step could not be captured" in (tmp_path / "auto" / "train.log").read_text()
+    assert torch.load(auto, weights_only=False)["meta"]["provenance"]["cuda_graph"] is False
+    assert same_weights(auto, tiny_fit(tmp_path / "eager", square_data, iterations=3, cuda_graph=False))
+    assert seen == {"graph": False, "fallback": None}
+    tiny_fit(tmp_path / "asked", square_data, iterations=3, cuda_graph=True)
+    assert seen == {"graph": True, "fallback": None}
 
 
 def test_second_run_in_the_same_folder_is_refused(tmp_path, square_data):

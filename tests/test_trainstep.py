@@ -22,6 +22,7 @@ def test_eager_step_is_one_optimiser_step_on_the_total():
     train_step = trainstep.trainer(model, step, torch.optim.SGD(model.parameters(), lr=0.01), "cpu", "fp32")
     terms = train_step(x)  # out = 1·3 − 2·1 = 1; gradient 2·out·x = (6, 2)
     assert terms["total"].item() == 1.0 and terms["out"].item() == 1.0
+    assert terms["total"].grad_fn is None  # no autograd graph kept alive past its step
     assert torch.allclose(model.weight, torch.tensor([[0.94, -2.02]]))
     terms = train_step(x)  # out = 0.94·3 − 2.02 = 0.8; gradient (4.8, 1.6) — not added to the last one
     assert terms["out"].item() == pytest.approx(0.8)
@@ -61,35 +62,76 @@ class EmulatedGraph(trainstep.GraphedStep):
             self.terms[k].copy_(v.detach())
 
 
+def _linear_run(graph_class=None, **kw):
+    """Seven batches through a Linear model: eager (``graph_class`` None) or through the class."""
+    batches = [torch.randn(2, 3, generator=torch.Generator().manual_seed(i)) for i in range(7)]
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    step = lambda m, b: {"total": (m(b) - b.sum(1, keepdim=True)).pow(2).mean()}  # noqa: E731
+    if graph_class is None:
+        run = trainstep.trainer(model, step, opt, "cpu", "fp32")
+    else:
+        for group in opt.param_groups:
+            group["capturable"] = True
+        run = graph_class(model, step, opt, "cuda", "fp32", **kw)
+        for group in opt.param_groups:
+            group["capturable"] = False
+    return [run(b)["total"].item() for b in batches], model.weight.detach().clone(), run
+
+
 def test_graphed_step_trains_on_each_batch_in_order_like_eager():
     """Warm-up, capture and replays give the weights and losses eager training gives."""
-    batches = [torch.randn(2, 3, generator=torch.Generator().manual_seed(i)) for i in range(7)]
-
-    def step(m, batch):
-        return {"total": (m(batch) - batch.sum(1, keepdim=True)).pow(2).mean()}
-
-    def train(graph: bool):
-        torch.manual_seed(0)
-        model = torch.nn.Linear(3, 1)
-        opt = torch.optim.Adam(model.parameters(), lr=0.1)
-        if graph:
-            for group in opt.param_groups:
-                group["capturable"] = True  # what a capture needs ...
-            run = EmulatedGraph(model, step, opt, "cuda", "fp32")
-            for group in opt.param_groups:
-                group["capturable"] = False  # ... and the same arithmetic on the CPU
-        else:
-            run = trainstep.trainer(model, step, opt, "cpu", "fp32")
-        losses = [run(b)["total"].item() for b in batches]
-        return losses, model.weight.detach().clone(), run
-
-    eager, w_eager, _ = train(False)
-    graphed, w_graphed, run = train(True)
+    EmulatedGraph.captures = 0
+    eager, w_eager, _ = _linear_run()
+    graphed, w_graphed, run = _linear_run(EmulatedGraph)
     assert EmulatedGraph.captures == 1 and run.calls == 7 and run.warmup == 3
     assert graphed == eager and torch.equal(w_graphed, w_eager)
-    assert torch.equal(run.input, batches[-1])  # each replay copies its batch into the captured input
+    assert torch.equal(run.input, torch.randn(2, 3, generator=torch.Generator().manual_seed(6)))  # the last batch
     with pytest.raises(ValueError, match=r"one batch shape and dtype: \(2, 3\).*got \(3, 3\)"):
         run(torch.zeros(3, 3))
+
+
+class FailingCapture(EmulatedGraph):
+    """A step that cannot be captured (it reads a loss back on the host, say): the capture raises
+    as CUDA's does."""
+
+    error = RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
+
+    def _capture(self, fn):
+        raise self.error
+
+
+def test_a_failed_capture_trains_on_eagerly_where_a_fallback_is_given():
+    """Every batch is still trained once, in order: the one whose capture failed eagerly, and
+    every later one; the fallback hears the reason once. Without one, the failure is raised."""
+    eager, w_eager, _ = _linear_run()
+    heard = []
+    losses, weights, run = _linear_run(FailingCapture, fallback=heard.append)
+    assert losses == eager and torch.equal(weights, w_eager) and run.eager and run.input is None
+    assert heard == ["the training step could not be captured as a CUDA graph (CUDA error: operation not "
+                     "permitted when stream is capturing); training on eagerly"]
+    with pytest.raises(RuntimeError, match="not permitted when stream is capturing"):
+        _linear_run(FailingCapture)
+    FailingCapture.error = torch.cuda.OutOfMemoryError("CUDA out of memory")
+    try:
+        with pytest.raises(torch.cuda.OutOfMemoryError):  # memory is not the step's fault: raised
+            _linear_run(FailingCapture, fallback=heard.append)
+    finally:
+        FailingCapture.error = RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
+
+
+def test_plan_graphs_wherever_they_can_run():
+    """None (the default) = a graph where one can run; True is checked; False is eager."""
+    assert trainstep.plan("bf16", "cuda") == ("bf16", True)
+    assert trainstep.plan("fp32", "cuda") == ("fp32", True)
+    assert trainstep.plan("fp16", "cuda") == ("fp16", False)  # the scaler syncs with the host
+    assert trainstep.plan("fp32", "cpu") == ("fp32", False)
+    assert trainstep.plan("bf16", "cuda", False) == ("bf16", False)
+    with pytest.raises(ValueError, match="bf16 or fp32.*got fp16"):
+        trainstep.plan("fp16", "cuda", True)
+    with pytest.raises(ValueError, match="need a CUDA device, got cpu"):
+        trainstep.plan("fp32", "cpu", True)
 
 
 def test_graphed_step_needs_a_capturable_optimiser():

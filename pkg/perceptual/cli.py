@@ -272,9 +272,10 @@ def _training_speed_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),  # precision.PRECISIONS
                    help="default: the config's (auto: bf16 where the device runs it fast — CUDA, "
                         "AVX512-BF16/AMX CPUs — else fp32); Gram matrices, losses and weights stay fp32")
-    p.add_argument("--cuda-graph", action="store_true",
+    p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction,
                    help="replay each step as one CUDA graph after three eager ones (CUDA, bf16 or fp32; "
-                        "perceptual.trainstep)")
+                        "perceptual.trainstep). Default: wherever it can run, going on eagerly with a warning "
+                        "if the step cannot be captured; --no-cuda-graph: always eager")
 
 
 def parser() -> argparse.ArgumentParser:

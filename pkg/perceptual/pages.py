@@ -280,8 +280,10 @@ def bench_runs(files: list[Path]) -> list[Table]:
             fast = part[part.index.str.startswith("fast")]
             if len(fast):
                 repeat = part.loss_ratio.get("eager-fp32-repeat")
-                row[f"{name} it/s: eager → fast"] = f"{number(part.its_per_s.get('eager-fp32', float('nan')))} → " \
-                                                    f"{number(fast.its_per_s.iloc[0])}"  # 0.194 on a CPU, 62.3 on a GPU
+                graphed = part[part.index.str.startswith("graphed")]  # CUDA only, and not in older runs
+                speeds = [part.its_per_s.get("eager-fp32", float("nan")), fast.its_per_s.iloc[0],
+                          *graphed.its_per_s.iloc[:1]]
+                row[f"{name} it/s: eager → fast (→ graphed)"] = " → ".join(number(v) for v in speeds)
                 row[f"{name} loss ratio (fp32 repeat)"] = f"{fast.loss_ratio.iloc[0]:.3f}" + (
                     f" ({repeat:.3f})" if repeat is not None else "")
         infer = df[(df.kind == "inference") & ~df.variant.str.startswith("eager")]

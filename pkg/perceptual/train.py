@@ -332,10 +332,12 @@ class StopRequest:
         self._previous = {}
 
 
-def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
-    """``torch.load`` a checkpoint; :class:`CheckpointError` naming the file if it is unreadable."""
+def read_checkpoint(path: Path) -> dict:
+    """``torch.load`` a checkpoint onto the CPU (its RNG state must stay there: ``torch.set_rng_state``
+    takes a CPU byte tensor; ``load_state_dict`` moves weights and optimiser state to their device);
+    :class:`CheckpointError` naming the file if it is unreadable."""
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
         if not isinstance(ckpt, dict) or "model" not in ckpt or "meta" not in ckpt:
             raise ValueError("no model state and metadata in it")
     except Exception as err:  # noqa: BLE001 (truncated zip, pickle garbage, text, empty: all mean the same)
@@ -368,7 +370,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         dataset: Dataset, cfg, *, run_dir: Path, meta: dict, val_batch: torch.Tensor | None = None,
         device: torch.device | None = None, workers: int = 0, progress: bool = True, desc: str = "train",
         stop_after: int | None = None, sync_every: int = 50, checkpoint_every: int | None = None,
-        cuda_graph: bool = False) -> Path:
+        cuda_graph: bool | None = None) -> Path:
     """Train ``model`` with Adam on ``step``'s ``"total"``; resumable from ``run_dir``.
 
     ``cfg`` supplies iterations, batch_size, lr, seed, checkpoint_every, val_every and precision (a
@@ -377,7 +379,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
     ``meta["config_hash"]`` differs is refused. ``stop_after`` ends early (tests: interruption).
     ``checkpoint_every`` overrides ``cfg.checkpoint_every`` (not part of the run's identity).
     ``cuda_graph``: after three eager iterations, each step is one replayed CUDA graph
-    (:mod:`perceptual.trainstep`; CUDA, bf16 or fp32; the same kernels, so not part of the identity).
+    (:mod:`perceptual.trainstep`; CUDA, bf16 or fp32; the same kernels, so not part of the identity);
+    ``None``: wherever one can run, going on eagerly (logged, recorded) if the step cannot be captured.
     Returns ``model.pt`` when finished, else the checkpoint. Ctrl-C / SIGTERM write a checkpoint
     and raise :class:`TrainingInterrupted`; a second process on the same folder gets :class:`RunBusy`.
     """
@@ -385,7 +388,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         cfg = replace(cfg, checkpoint_every=checkpoint_every)
     iterations, seed = cfg.iterations, cfg.seed
     device = device or pick_device()
-    prec = trainstep.precision_for(cfg.precision, device, cuda_graph)  # refused before anything is made
+    prec, graph = trainstep.plan(cfg.precision, device, cuda_graph)  # refused before anything is made
     files = RunFiles(Path(run_dir))
     if files.root.exists() and not files.root.is_dir():
         raise NotADirectoryError(f"{files.root}: is a file; the run folder (--out) must be a folder")
@@ -402,7 +405,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             log.info("removed %s (left by an interrupted write)", stale)
         torch.manual_seed(seed)
         precision.channels_last(model.to(device)).train()
-        opt = precision.adam(model.parameters(), cfg.lr, device, capturable=cuda_graph)
+        opt = precision.adam(model.parameters(), cfg.lr, device, capturable=graph)
 
         def save_model() -> None:
             store.atomic_torch_save({"model": model.state_dict(), "meta": meta}, files.model)
@@ -410,7 +413,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         start = 0
         if files.checkpoint.is_file():
             try:
-                ckpt = read_checkpoint(files.checkpoint, device)
+                ckpt = read_checkpoint(files.checkpoint)
             except CheckpointError as err:
                 raise CheckpointError(f"{err}; delete it to restart the run from the beginning, or restore it "
                                       "from a backup") from None
@@ -421,7 +424,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
             for group in opt.param_groups:  # the saved groups carry the writer's flag
-                group["capturable"] = cuda_graph
+                group["capturable"] = graph
             torch.set_rng_state(ckpt["rng"])
             start = ckpt["iteration"]
             log.info("resumed from %s at iteration %d", files.checkpoint, start)
@@ -443,7 +446,12 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         pending: list[tuple[int, torch.Tensor]] = []  # (iteration, stacked loss terms on the device)
         names: list[str] = []
         last: dict[str, float] = {}
-        train_step = trainstep.trainer(model, step, opt, device, prec, cuda_graph)
+        def eager_after_all(reason: str) -> None:  # auto only: a graph asked for fails loudly
+            log.warning(reason)
+            meta.setdefault("provenance", {})["cuda_graph"] = False
+
+        train_step = trainstep.trainer(model, step, opt, device, prec, graph,
+                                       fallback=eager_after_all if cuda_graph is None else None)
 
         def flush() -> None:
             """Read the pending loss terms back (one host sync), log them, stop on NaN/inf."""
@@ -473,7 +481,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             if it >= end:
                 break
             batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            terms = train_step(batch)  # forward, backward and Adam (one replay with cuda_graph)
+            terms = train_step(batch)  # forward, backward and Adam (one replay with a CUDA graph)
             names = list(terms)
             pending.append((it, torch.stack([v.detach().float() for v in terms.values()])))
             done = it + 1
@@ -550,11 +558,12 @@ def style_target(path: Path, style_size: int) -> torch.Tensor:
 
 def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Path], run_dir: Path,
                 device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
-                stop_after: int | None = None, checkpoint_every: int | None = None, cuda_graph: bool = False) -> Path:
+                stop_after: int | None = None, checkpoint_every: int | None = None,
+                cuda_graph: bool | None = None) -> Path:
     """Train one style network; returns the path of ``model.pt`` (or the checkpoint if stopped).
     Sizes that cannot fit into memory are refused first (:class:`perceptual.memory.TooLarge`)."""
     device = pick_device(device) if not isinstance(device, torch.device) else device
-    prec = trainstep.precision_for(cfg.precision, device, cuda_graph)  # refused before the loss network loads
+    prec, graph = trainstep.plan(cfg.precision, device, cuda_graph)  # refused before the loss network loads
     layers = cfg.loss.content_layers + cfg.loss.style_layers
     deepest = max(layers, key=layer_names(SOURCES[cfg.loss.network].depth).index)
     memory.check(memory.style_training_bytes(asdict(cfg.net), cfg.loss.network, deepest, cfg.image_size,
@@ -570,7 +579,7 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
     meta = {"kind": "style", "arch": model.arch, "style": cfg.style, "style_file": str(style_file),
             "loss_network": cfg.loss.network, "config_hash": config_hash(cfg),
             "provenance": store.provenance(cfg, cfg.seed, cfg.loss.network, device,
-                                           precision=prec, train_images=len(train_files),
+                                           precision=prec, cuda_graph=graph, train_images=len(train_files),
                                            val_images=len(val_files))}
 
     return fit(model, objective.train_step, data, cfg, run_dir=run_dir, meta=meta, val_batch=val, device=device, workers=workers,

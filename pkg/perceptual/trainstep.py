@@ -6,7 +6,12 @@ where eager training issues ≈ 1,250 kernels.
 Why graphs: the paper's style step (256², batch 4) on an H100 is launch-bound — the GPU is busy
 ≈ 9 ms of a 12–16 ms step (session 3's profile), so iterations/s followed the lent machine's CPU
 (62 / 78 / 60 it/s in three runs against issue 12's 70). A replayed graph runs the same kernels
-with the host out of the loop.
+with the host out of the loop: 107.5 / 108.1 / 108.1 it/s in three bench runs on an H100 (session
+6, ``results/published/benchmarks``), the same losses as the eager step to the last bit (fp32,
+deterministic cuDNN, 40 iterations). So training uses one wherever it can run (:func:`plan`);
+a step that is not a pure function of its tensors (one that reads a loss back with ``.item()``,
+say) cannot be captured: then training goes on eagerly, with a warning, unless the graph was
+asked for explicitly.
 
 Semantics are eager training's: the first ``warmup`` iterations run eagerly on a side stream (as
 capture requires; cuDNN autotuning happens there), the next one is captured and then replayed,
@@ -28,27 +33,43 @@ from . import precision
 Step = Callable[[nn.Module, torch.Tensor], dict[str, torch.Tensor]]
 
 
+def _refusal(device: torch.device | str, prec: str) -> str | None:
+    """Why a training step on ``device`` in ``prec`` cannot be captured (None: it can)."""
+    if torch.device(device).type != "cuda":
+        return f"CUDA graphs need a CUDA device, got {torch.device(device)}; train without --cuda-graph"
+    if prec not in ("bf16", "fp32"):
+        return f"CUDA graphs need precision bf16 or fp32 (fp16's gradient scaler syncs with the host), got {prec}"
+    return None
+
+
 def check(device: torch.device | str, prec: str) -> None:
     """Refuse, with the reason, where a training step cannot be captured."""
-    if torch.device(device).type != "cuda":
-        raise ValueError(f"CUDA graphs need a CUDA device, got {torch.device(device)}; train without --cuda-graph")
-    if prec not in ("bf16", "fp32"):
-        raise ValueError(f"CUDA graphs need precision bf16 or fp32 (fp16's gradient scaler syncs with the host), "
-                         f"got {prec}")
+    if reason := _refusal(device, prec):
+        raise ValueError(reason)
 
 
-def precision_for(name: str, device: torch.device | str, cuda_graph: bool = False) -> str:
-    """A training config's precision resolved for ``device`` (:func:`perceptual.precision.resolve`),
-    and checked for a CUDA graph when one is asked for."""
+def plan(name: str, device: torch.device | str, cuda_graph: bool | None = None) -> tuple[str, bool]:
+    """(precision, graph) of a training run: the config's precision resolved for ``device``
+    (:func:`perceptual.precision.resolve`), and whether its step is replayed as a CUDA graph —
+    ``None`` (auto): wherever one can run; ``True``: asked for, refused with the reason where it
+    cannot; ``False``: eager."""
     prec = precision.resolve(name, device)
+    if cuda_graph is None:
+        return prec, _refusal(device, prec) is None
     if cuda_graph:
         check(device, prec)
-    return prec
+    return prec, cuda_graph
+
+
+def detached(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The loss terms without their autograd graph: one kept alive past its step would tie the next
+    step's gradients to the stream it was made on (a warm-up's side stream, seen on an H100)."""
+    return {name: value.detach() for name, value in terms.items()}
 
 
 class EagerStep:
     """``step(model, batch)`` under autocast for ``prec``, backward (scaled for fp16) and
-    ``opt.step()``; returns the loss terms."""
+    ``opt.step()``; returns the loss terms (detached)."""
 
     def __init__(self, model: nn.Module, step: Step, opt: torch.optim.Optimizer, device: torch.device | str,
                  prec: str):
@@ -62,22 +83,27 @@ class EagerStep:
         self.scaler.scale(terms["total"]).backward()
         self.scaler.step(self.opt)
         self.scaler.update()
-        return terms
+        return detached(terms)
 
 
 def trainer(model: nn.Module, step: Step, opt: torch.optim.Optimizer, device: torch.device | str, prec: str,
-            graph: bool = False) -> EagerStep | GraphedStep:
-    """The training step for ``model``: replayed as a CUDA graph if ``graph``, else eager."""
-    return (GraphedStep if graph else EagerStep)(model, step, opt, device, prec)
+            graph: bool = False, fallback: Callable[[str], None] | None = None) -> EagerStep | GraphedStep:
+    """The training step for ``model``: replayed as a CUDA graph if ``graph``, else eager.
+    ``fallback``: where the capture fails, called with the reason, and training goes on eagerly."""
+    if graph:
+        return GraphedStep(model, step, opt, device, prec, fallback=fallback)
+    return EagerStep(model, step, opt, device, prec)
 
 
 class GraphedStep:
     """``step(model, batch)`` + backward + ``opt.step()``, eager for ``warmup`` calls, then one
     CUDA graph replayed per call. ``prec`` is a resolved precision (bf16 or fp32). The CUDA calls
-    are the three small methods at the end (a test replaces them to check the rest on a CPU)."""
+    are the three small methods at the end (a test replaces them to check the rest on a CPU).
+    ``fallback``: where the capture fails (other than for memory), called with the reason; this
+    batch and every later one then train eagerly. Without it, the failure is raised."""
 
     def __init__(self, model: nn.Module, step: Step, opt: torch.optim.Optimizer, device: torch.device | str,
-                 prec: str, warmup: int = 3):
+                 prec: str, warmup: int = 3, fallback: Callable[[str], None] | None = None):
         check(device, prec)
         if not all(group.get("capturable") for group in opt.param_groups):
             raise ValueError("CUDA graphs need an optimiser built with capturable=True "
@@ -89,6 +115,7 @@ class GraphedStep:
         self.input: torch.Tensor | None = None  # the captured batch (None until the capture)
         self.terms: dict[str, torch.Tensor] = {}  # the captured loss terms
         self.first: tuple | None = None  # (shape, dtype) of the first batch
+        self.fallback, self.eager = fallback, False  # eager: the capture failed, fallback given
 
     def _train(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         # autocast's weight-cast cache would hand the graph tensors made outside it: casts run inside
@@ -96,7 +123,7 @@ class GraphedStep:
             terms = self.step(self.model, batch)
         terms["total"].backward()
         self.opt.step()
-        return terms
+        return detached(terms)
 
     def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """Train on ``batch`` (on the device, the same shape and dtype every call); the loss terms."""
@@ -106,16 +133,29 @@ class GraphedStep:
             raise ValueError(f"a CUDA graph replays one batch shape and dtype: {tuple(self.first[0])} "
                              f"{self.first[1]}, got {tuple(batch.shape)} {batch.dtype}")
         self.calls += 1
-        if self.calls <= self.warmup:
-            def eager() -> dict[str, torch.Tensor]:
-                self.opt.zero_grad(set_to_none=True)
-                return self._train(batch)
 
+        def eager() -> dict[str, torch.Tensor]:
+            self.opt.zero_grad(set_to_none=True)
+            return self._train(batch)
+
+        if self.eager:
+            return eager()
+        if self.calls <= self.warmup:
             return self._on_side_stream(eager)
         if self.input is None:
             self.input = batch.clone()  # (B, 3, H, W), the batch's memory format kept
             self.opt.zero_grad(set_to_none=True)  # backward allocates the gradients in the graph's pool
-            self.terms = self._capture(lambda: self._train(self.input))
+            try:
+                self.terms = self._capture(lambda: self._train(self.input))
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except RuntimeError as err:  # what a failed capture raises; nothing was run, nothing stepped
+                if self.fallback is None:
+                    raise
+                self.fallback(f"the training step could not be captured as a CUDA graph "
+                              f"({str(err).splitlines()[0]}); training on eagerly")
+                self.eager, self.input = True, None
+                return eager()
         else:
             self.input.copy_(batch)
         self._replay()  # capture records without running: this call's batch runs here
