@@ -404,6 +404,8 @@ def bad_argument_table(t: Path, model: Path, sr: Path) -> list[list[str]]:
         ["data", "fetch", "set5"],  # the data root is a mirror (read-only)
         ["nosuchcommand"],
         ["bench", "--profile", "demo", "--sensitivity", "--compile"],  # losses only: nothing to compile
+        ["bench", "--profile", "demo", "--iterations", "600"],  # the bench's own sizes are the issue's
+        ["bench", "--profile", "demo", "--sensitivity", "--size", "8"],  # out of range
     ]
 
 

@@ -129,10 +129,14 @@ def _cmd_bench(args) -> int:
 
     if args.sensitivity and args.compile:
         raise UsageError("argument --compile: --sensitivity measures losses, not speed; drop --compile")
+    for name in ("size", "iterations"):
+        if getattr(args, name) is not None and not args.sensitivity:
+            raise UsageError(f"argument --{name}: sets the --sensitivity run; the bench's sizes are fixed (issue 12)")
     profile = profiles.get(args.profile)
     ctx = experiments.Context.create(profile, args.device)
     if args.sensitivity:
-        print(experiments.speed_sensitivity(ctx, tiny=args.tiny, progress=not args.quiet))
+        print(experiments.speed_sensitivity(ctx, tiny=args.tiny, progress=not args.quiet, size=args.size,
+                                            iterations=args.iterations))
     else:
         print(experiments.speed_bench(ctx, tiny=args.tiny, compile=args.compile, progress=not args.quiet))
     return 0
@@ -336,6 +340,9 @@ def parser() -> argparse.ArgumentParser:
                     help="instead: how far the style loss after 200 iterations moves under perturbations of the "
                          "arithmetic (fp32/bf16, layouts, bf16 in one network, the style Grams' layout; 128², ≈ 20 min on "
                          "2 CPU cores)")
+    bn.add_argument("--size", type=int_in(16, 2048), help="--sensitivity's image size (default 128)")
+    bn.add_argument("--iterations", type=int_in(20, 100_000), help="--sensitivity's run length (default 200; the loss is "
+                                                          "kept every 20 iterations)")
     bn.add_argument("-q", "--quiet", action="store_true")
     bn.set_defaults(func=_cmd_bench)
 

@@ -470,14 +470,28 @@ def _machine(device: torch.device) -> dict:
 SENSITIVITY_SIZE = 128  # px: the style case at a quarter of the bench's pixels (seven runs in ≈ 20 min on 2 cores)
 
 
-def speed_sensitivity(ctx: Context, tiny: bool = False, progress: bool = True) -> Path:
+def speed_sensitivity(ctx: Context, tiny: bool = False, progress: bool = True, size: int | None = None,
+                      iterations: int | None = None) -> Path:
     """``results/<profile>/speed/sensitivity.csv``: the bench's style training case (200 iterations,
     batch 4, the same seed and batches) at ``SENSITIVITY_SIZE``² under perturbations of its
     arithmetic (:data:`perceptual.bench.SENSITIVITY`): how far the final loss moves, the scale
-    against which the loss agreement's 3 % reads. The meta records how far apart the two sets of
-    style Gram matrices are. Always measures."""
+    against which the loss agreement's 3 % reads. ``size`` and ``iterations`` override the image
+    size and the run's length (each row's ``curve`` has the loss every 20 iterations, so one long
+    run shows how the spread evolves). On CUDA, cuDNN runs deterministically, so that each run
+    differs from the baseline only by its perturbation. The meta records how far apart the two sets
+    of style Gram matrices are. Always measures."""
     sizes = TINY if tiny else BENCH
-    size = sizes.style_size if tiny else SENSITIVITY_SIZE
+    sizes = replace(sizes, iterations=iterations) if iterations else sizes
+    size = size or (sizes.style_size if tiny else SENSITIVITY_SIZE)
+    cudnn = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = ctx.device.type == "cuda", False
+    try:
+        return _sensitivity(ctx, sizes, size, tiny, progress)
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+
+
+def _sensitivity(ctx: Context, sizes: BenchSizes, size: int, tiny: bool, progress: bool) -> Path:
     cfg, net, style, make_model, batches = _style_training(ctx, size, sizes, _train_files(ctx))
     objectives = {}
     for layout, fmt in (("NCHW", torch.contiguous_format), ("channels-last", torch.channels_last)):
@@ -495,9 +509,11 @@ def speed_sensitivity(ctx: Context, tiny: bool = False, progress: bool = True) -
     store.write_table(pd.DataFrame([{**r, **_machine(ctx.device)} for r in rows]), table,
                       {**ctx.meta(sizes, style_config=cfg, size=size, tiny=tiny),
                        "style_grams_apart": apart,
+                       "cudnn_deterministic": torch.backends.cudnn.deterministic,
                        "summary": f"style training {size}², batch {sizes.style_batch}, {sizes.iterations} iterations "
                                   f"from one seed; final loss = mean of the last {sizes.tail}; the two sets of style "
-                                  f"Gram matrices differ by at most {apart:.1e} of their largest entry"})
+                                  f"Gram matrices differ by at most {apart:.1e} of their largest entry"
+                                  + ("; cuDNN deterministic" if torch.backends.cudnn.deterministic else "")})
     return table
 
 

@@ -223,39 +223,54 @@ def bench_tables(path: Path) -> list[Table]:
                                       if (rows.variant == "fast-int8").any() else []))]
 
 
-def sensitivity_table(path: Path) -> Table:
-    """``perceptual bench --sensitivity``: the style run's final loss under each perturbation of
-    its arithmetic, as a ratio to the first run (the bench's fp32 NCHW baseline), and what that says
-    about the loss agreement (``bench.LOSS_AGREEMENT``) — by a stated rule: the noise is the largest
-    move of the float32 runs, and the agreement can resolve a precision only where that noise is within it."""
-    import pandas as pd
-
+def _noise_verdict(df, ratio, iterations: int) -> str:
+    """The sensitivity rule on one column of loss ratios: the noise is the largest move of the
+    float32 runs; the loss agreement resolves a precision only where that noise is within it."""
     from . import bench
 
-    df, meta = pd.read_csv(path), store.read_meta(path)
-    move = (df.ratio - 1).abs()
+    move = (ratio - 1).abs()
     fp32 = (df.transformation_net == "fp32") & (df.loss_net == "fp32") & (df.index > 0)
     noise, limit = move[fp32].max(), bench.LOSS_AGREEMENT
     fast = move[df.variant == "bf16"]
     bf16 = f"; bf16, as the fast path runs it, moved it by {100 * fast.iloc[0]:.1f} %" if len(fast) else ""
     pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
-    verdict = (f"float32 runs that differ only in summation order or in their style targets move it by up to "
-               f"{pct(noise)}, more than the loss agreement's {100 * limit:g} %: after this many iterations the "
-               f"agreement cannot tell a precision from such noise{bf16}" if noise > limit else
-               f"float32 runs that differ only in summation order or in their style targets move it by at most "
-               f"{pct(noise)}, within the loss agreement's {100 * limit:g} %: the agreement can resolve a precision "
-               f"effect beyond that{bf16}")
+    runs = "float32 runs that differ only in summation order or in their style targets move it by"
+    if noise > limit:
+        return (f"after {iterations} iterations {runs} up to {pct(noise)}, more than the loss agreement's "
+                f"{100 * limit:g} %: the agreement cannot tell a precision from such noise there{bf16}")
+    return (f"after {iterations} iterations {runs} at most {pct(noise)}, within the loss agreement's "
+            f"{100 * limit:g} %: the agreement can resolve a precision effect beyond that{bf16}")
+
+
+def sensitivity_table(path: Path) -> Table:
+    """``perceptual bench --sensitivity``: the style run's final loss under each perturbation of
+    its arithmetic, as a ratio to the first run (the bench's fp32 NCHW baseline), and what that says
+    about the loss agreement (``bench.LOSS_AGREEMENT``) by a stated rule (:func:`_noise_verdict`).
+    A run longer than the bench's also shows the ratios at the bench's length, from its loss curve."""
+    import pandas as pd
+
+    from .experiments import BENCH
+
+    df, meta = pd.read_csv(path), store.read_meta(path)
+    n = int(df.iterations.iloc[0])
+    verdicts = [_noise_verdict(df, df.ratio, n)]
+    extra = {}
+    if n > BENCH.iterations and "curve" in df:  # the window that ends where the bench's run ends
+        at = df.curve.map(lambda c: float(c.split()[BENCH.iterations // BENCH.tail - 1]))
+        df = df.assign(ratio_at_bench=at / at.iloc[0])
+        extra = {"ratio_at_bench": f"loss ratio after {BENCH.iterations}"}
+        verdicts.insert(0, _noise_verdict(df, df.ratio_at_bench, BENCH.iterations))
     shown = df.assign(layout=df.channels_last.map({True: "channels-last", False: "NCHW"}))
     grams = {"style_grams": "style Grams computed in"} if "style_grams" in df else {}
     return table(shown, {"variant": "run", "transformation_net": "transformation net", "loss_net": "loss net",
-                         "layout": "layout", **grams, "final_loss": "final loss", "ratio": "loss ratio"},
-                 formats={"ratio": ".3f", "final_loss": ".6g"},
-                 caption=f"How far the style loss after {int(df.iterations.iloc[0])} iterations moves when "
+                         "layout": "layout", **grams, **extra, "final_loss": "final loss", "ratio": "loss ratio"},
+                 formats={"ratio": ".3f", "ratio_at_bench": ".3f", "final_loss": ".6g"},
+                 caption=f"How far the style loss after {n} iterations moves when "
                          f"its arithmetic is perturbed — {df.hardware.iloc[0]}; code {meta.get('code_version')}",
                  notes=[f"Settings: {meta.get('summary', '')}; the same initial weights, batches and seed in "
                         f"every run; loss network {meta.get('loss_network')}. Loss ratio: final loss / the first "
                         "run's (float32, NCHW: the bench's baseline, what its loss agreement divides by).",
-                        f"Rule: the noise is the largest |loss ratio − 1| of the float32 runs; {verdict}."])
+                        f"Rule: the noise is the largest |loss ratio − 1| of the float32 runs; {'; '.join(verdicts)}."])
 
 
 def bench_runs(files: list[Path]) -> list[Table]:
