@@ -89,6 +89,28 @@ def test_publish_bench_names_the_run_and_keeps_the_recorded_version(tmp_path, mo
         published.publish_bench(tmp_path / "missing.csv")
 
 
+def test_a_published_sensitivity_table_is_shown_apart_from_the_bench_runs(tmp_path, monkeypatch):
+    from perceptual import pages, published
+
+    monkeypatch.setattr(paths, "published_dir", lambda: tmp_path / "published")
+    rows = [{"variant": v, "transformation_net": p, "loss_net": p, "channels_last": cl, "iterations": 20,
+             "final_loss": f, "ratio": f / 100.0, "hardware": "NVIDIA H100 80GB HBM3", "curve": f"{f}"}
+            for v, p, cl, f in (("fp32-nchw", "fp32", False, 100.0), ("fp32", "fp32", True, 101.0),
+                                ("bf16", "bf16", True, 99.0))]
+    table = store.write_table(pd.DataFrame(rows), tmp_path / "sensitivity.csv",
+                              {"profile": "paper", "created": "2026-11-26T10:46:00+00:00", "code_version": "x-dirty"})
+    dst = published.publish_bench(table, code_version="03c9a57")
+    assert dst == tmp_path / "published/benchmarks/sensitivity/paper-nvidia-h100-80gb-hbm3-2026-11-26t10-46.csv"
+    assert pages.published_benchmarks() == []  # not a bench run: no targets to judge
+    [shown] = pages.published_sensitivity()
+    assert shown.caption.endswith("NVIDIA H100 80GB HBM3; code 03c9a57") and [r[-1] for r in shown.rows] == [
+        "1.000", "1.010", "0.990"]
+    (tmp_path / "junk.csv").write_text("a,b\n1,2\n")
+    store.meta_path(tmp_path / "junk.csv").write_text("{}")
+    with pytest.raises(ValueError, match="neither a bench table"):
+        published.publish_bench(tmp_path / "junk.csv")
+
+
 def test_runs_on_one_machine_side_by_side(tmp_path):
     """pages.bench_runs: one target column per run, judged; each run's headline numbers, CPU
     iterations/s to three significant figures (a CPU step takes seconds)."""

@@ -9,6 +9,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from perceptual import book, experiments, pages, profiles, store
 
@@ -67,6 +68,16 @@ def test_made_by_box_comes_from_the_meta_file(tmp_path, monkeypatch):
     assert rows["Hardware"].startswith("Test CPU (2 threads); device cpu")
     assert "computed in 2 min" in rows["Results"]
     assert rows["Regenerate"] == "make chapter NAME=objective PROFILE=demo"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # what a GPU's record says of float32
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda dev: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91900)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)  # PyTorch's default
+    gpu = store.hardware("cuda")
+    assert (gpu["tf32_convolutions"], gpu["tf32_matmul"]) == (True, torch.backends.cuda.matmul.allow_tf32)
+    assert pages._machine(gpu).startswith(f"NVIDIA H100 80GB HBM3 (CUDA {torch.version.cuda}, float32 convolutions "
+                                          "in TF32), ")
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    assert "TF32" not in pages._machine(store.hardware("cuda"))
     assert rows["Profile"].startswith("demo — ")
     html = pages.made_by("objective", ctx, [table]).data
     assert html.startswith("<details class='made-by'><summary>How this page was made</summary>")
@@ -203,12 +214,17 @@ def test_a_longer_sensitivity_run_is_also_judged_at_the_bench_length(tmp_path):
             for v, p, cl, c200, end in (("fp32-nchw", "fp32", False, 200.0, 100.0),
                                         ("fp32", "fp32", True, 210.0, 100.5),
                                         ("bf16", "bf16", True, 196.0, 101.0))]
+    rows.append({**rows[-1], "variant": "bf16-loss-net", "transformation_net": "fp32", "final_loss": 99.0,
+                 "ratio": 0.99, "curve": curve(190.0, 99.0)})
     path = store.write_table(pd.DataFrame(rows), tmp_path / "sensitivity.csv", {"summary": "s", "code_version": "x"})
     t = pages.sensitivity_table(path)
     at = t.header.index("loss ratio after 200")
-    assert [r[at] for r in t.rows] == ["1.000", "1.050", "0.980"] and [r[-1] for r in t.rows] == ["1.000", "1.005", "1.010"]
+    assert [r[at] for r in t.rows] == ["1.000", "1.050", "0.980", "0.950"]
+    assert [r[-1] for r in t.rows] == ["1.000", "1.005", "1.010", "0.990"]
     assert ("after 200 iterations float32 runs that differ only in summation order or in their style targets move "
             "it by up to 5.0 %" in t.notes[-1])
-    assert "bf16, as the fast path runs it, moved it by 2.0 %; after 400 iterations" in t.notes[-1]
+    assert ("bf16, as the fast path runs it, moved it by 2.0 % (bf16 in any layout or network: -5.0 % to -2.0 %); "
+            "after 400 iterations" in t.notes[-1])
     assert t.notes[-1].endswith("at most 0.5 %, within the loss agreement's 3 %: the agreement can resolve a "
-                                "precision effect beyond that; bf16, as the fast path runs it, moved it by 1.0 %.")
+                                "precision effect beyond that; bf16, as the fast path runs it, moved it by 1.0 % "
+                                "(bf16 in any layout or network: -1.0 % to +1.0 %).")

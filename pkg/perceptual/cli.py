@@ -401,9 +401,9 @@ def parser() -> argparse.ArgumentParser:
     pb.add_argument("--max-side", type=int_in(64, 4096), default=512, help="longest side of published images (px)")
     pb.set_defaults(func=_cmd_publish_results)
 
-    pbb = command("publish-bench", help="copy a bench table measured on another machine (a GPU box) to "
-                                        "results/published/benchmarks/")
-    pbb.add_argument("table", help="results/<profile>/speed/bench.csv")
+    pbb = command("publish-bench", help="copy a bench (or --sensitivity) table measured on another machine (a GPU "
+                                        "box) to results/published/benchmarks/")
+    pbb.add_argument("table", help="results/<profile>/speed/bench.csv or sensitivity.csv")
     pbb.add_argument("--code-version", help="the commit the run was made from, where its recorded one is stale "
                                             "(a tree copied to a lent machine); the recorded one is kept")
     pbb.set_defaults(func=_cmd_publish_bench)

@@ -233,6 +233,9 @@ def _noise_verdict(df, ratio, iterations: int) -> str:
     noise, limit = move[fp32].max(), bench.LOSS_AGREEMENT
     fast = move[df.variant == "bf16"]
     bf16 = f"; bf16, as the fast path runs it, moved it by {100 * fast.iloc[0]:.1f} %" if len(fast) else ""
+    placed = ratio[(df.transformation_net == "bf16") | (df.loss_net == "bf16")] - 1  # bf16 anywhere
+    if len(placed) > 1:
+        bf16 += f" (bf16 in any layout or network: {100 * placed.min():+.1f} % to {100 * placed.max():+.1f} %)"
     pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
     runs = "float32 runs that differ only in summation order or in their style targets move it by"
     if noise > limit:
@@ -330,6 +333,12 @@ def published_benchmarks() -> list[Table]:
     return [t for files in groups.values() for t in bench_runs(files)]
 
 
+def published_sensitivity() -> list[Table]:
+    """:func:`sensitivity_table` for every table under ``results/published/benchmarks/sensitivity``."""
+    folder = paths.published_sensitivity_dir()
+    return [sensitivity_table(f) for f in sorted(folder.glob("*.csv"))] if folder.is_dir() else []
+
+
 # ---------------------------------------------------------------------------------------------
 # "How this page was made"
 
@@ -350,7 +359,8 @@ def _duration(seconds: float) -> str:
 
 def _machine(hw: dict) -> str:
     cpu = f"{hw.get('cpu', '?')} ({hw.get('cpu_threads', '?')} threads)"
-    gpu = f"{hw['gpu']} (CUDA {hw.get('cuda')}), " if hw.get("gpu") else ""
+    tf32 = ", float32 convolutions in TF32" if hw.get("tf32_convolutions") else ""  # PyTorch's default on a GPU
+    gpu = f"{hw['gpu']} (CUDA {hw.get('cuda')}{tf32}), " if hw.get("gpu") else ""
     return f"{gpu}{cpu}; device {hw.get('device', 'cpu')}, torch {hw.get('torch', '?')}, Python {hw.get('python', '?')}"
 
 

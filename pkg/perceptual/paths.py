@@ -75,6 +75,11 @@ def published_benchmarks_dir() -> Path:
 BENCHMARKS = "benchmarks"  # the one folder under results/published that is no profile
 
 
+def published_sensitivity_dir() -> Path:
+    """``perceptual bench --sensitivity`` tables measured on other machines (``publish-bench``)."""
+    return published_benchmarks_dir() / "sensitivity"
+
+
 def read_only() -> bool:
     """True while rendering published results (``PERCEPTUAL_READ_ONLY=1``): runners only read
     their tables and never compute (:func:`perceptual.experiments.runner`)."""

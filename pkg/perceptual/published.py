@@ -174,7 +174,8 @@ def compare(profile: str, fresh: Path | None = None, published: Path | None = No
 def publish_bench(table: Path, code_version: str | None = None) -> Path:
     """Copy a ``perceptual bench`` table (and its ``.meta.json``) measured on another machine into
     ``results/published/benchmarks/<profile>-<hardware>-<time>.csv``, where every book's Speed
-    chapter shows it (one file per run: runs on one machine are shown side by side).
+    chapter shows it (one file per run: runs on one machine are shown side by side); a
+    ``--sensitivity`` table goes to ``benchmarks/sensitivity/``, shown below the profile's own.
     ``code_version`` corrects what a run recorded where its checkout's history was stale (a tree
     copied to a lent machine); the recorded value is kept as ``code_version_recorded``."""
     import re
@@ -184,12 +185,14 @@ def publish_bench(table: Path, code_version: str | None = None) -> Path:
         raise FileNotFoundError(f"{table}: not a bench table with its .meta.json beside it "
                                 f"(run `perceptual bench` first; it writes results/<profile>/speed/bench.csv)")
     frame, meta = pd.read_csv(table), store.read_meta(table)
-    if "kind" not in frame or "hardware" not in frame:
-        raise ValueError(f"{table}: not a bench table (no kind/hardware columns)")
+    sensitivity = "curve" in frame and "ratio" in frame
+    if ("kind" not in frame and not sensitivity) or "hardware" not in frame:
+        raise ValueError(f"{table}: neither a bench table (kind, hardware) nor a sensitivity table (curve, ratio, "
+                         "hardware)")
     if code_version:
         meta = {**meta, "code_version": code_version, "code_version_recorded": meta.get("code_version")}
     name = f"{meta.get('profile', 'unknown')}-{frame.hardware.iloc[0]}-{meta.get('created', '')[:16]}"
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    dst = paths.published_benchmarks_dir() / f"{slug}.csv"
+    dst = (paths.published_sensitivity_dir() if sensitivity else paths.published_benchmarks_dir()) / f"{slug}.csv"
     store.write_table(frame, dst, meta)
     return dst

@@ -155,6 +155,9 @@ def hardware(device: str | torch.device | None = None) -> dict[str, Any]:
         info["gpu"] = torch.cuda.get_device_name(dev)
         info["cuda"] = torch.version.cuda
         info["cudnn"] = torch.backends.cudnn.version()
+        # what "fp32" means there: PyTorch lets cuDNN convolutions run in TF32 by default (Ampere on)
+        info["tf32_convolutions"] = torch.backends.cudnn.allow_tf32
+        info["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
     info["device"] = str(dev) if dev is not None else "cpu"
     return info
 
