@@ -22,9 +22,9 @@ def data(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def deterministic():
-    torch.backends.cudnn.deterministic = True
+    before, torch.backends.cudnn.deterministic = torch.backends.cudnn.deterministic, True
     yield
-    torch.backends.cudnn.deterministic = False
+    torch.backends.cudnn.deterministic = before
 
 
 STYLE = replace(PAPER.style, iterations=40, image_size=64, style_size=64, batch_size=2, precision="fp32",

@@ -198,7 +198,8 @@ def test_sensitivity_verdict_follows_from_the_float32_noise(tmp_path, grams_rati
                                 ("fp32-grams-cl", "fp32", True, grams_ratio), ("bf16", "bf16", True, 0.962))]
     path = store.write_table(pd.DataFrame(rows), tmp_path / "sensitivity.csv", {"summary": "s", "code_version": "x"})
     t = pages.sensitivity_table(path)
-    assert [r[-1] for r in t.rows] == ["1.000", "1.010", f"{grams_ratio:.3f}", "0.962"] and t.rows[0][3] == "NCHW"
+    assert [r[-1] for r in t.rows] == ["1.000", "1.010", f"{grams_ratio:.3f}", "0.962"] and t.rows[0][2] == "NCHW"
+    assert [r[1] for r in t.rows] == ["fp32 / fp32", "fp32 / fp32", "fp32 / fp32", "bf16 / bf16"]
     assert sentence in t.notes[-1] and t.notes[-1].endswith("bf16, as the fast path runs it, moved it by 3.8 %.")
     assert "after 200 iterations" in t.caption  # bf16's 3.8 % is not the noise: only float32 runs count
 

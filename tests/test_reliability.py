@@ -284,6 +284,27 @@ def test_training_goes_on_eagerly_where_an_automatic_graph_cannot_be_captured(tm
     assert seen == {"graph": True, "fallback": None}
 
 
+def test_resume_keeps_the_resuming_optimiser_flags():
+    """A checkpoint carries its writer's Adam flags (a CPU's: not fused, not capturable); the
+    resuming run keeps its own, and a capturable one gets its step counts as float32 tensors on
+    the parameters' device, where it needs them."""
+    param = torch.nn.Parameter(torch.ones(3))
+    writer = torch.optim.Adam([param], lr=0.1)
+    param.grad = torch.ones(3)
+    writer.step()
+    saved = writer.state_dict()
+    assert saved["param_groups"][0]["capturable"] is False
+    reader = torch.optim.Adam([param], lr=0.1)
+    reader.param_groups[0]["capturable"] = True  # what a CUDA graph's optimiser has
+    train.load_optimizer(reader, saved)
+    step = reader.state[param]["step"]
+    assert reader.param_groups[0]["capturable"] is True and step.dtype == torch.float32 and float(step) == 1.0
+    assert torch.equal(reader.state[param]["exp_avg"], writer.state[param]["exp_avg"])
+    plain = torch.optim.Adam([param], lr=0.1)
+    train.load_optimizer(plain, reader.state_dict())  # and back: the reader's flag, not the writer's
+    assert plain.param_groups[0]["capturable"] is False
+
+
 def test_second_run_in_the_same_folder_is_refused(tmp_path, square_data):
     run = tmp_path / "r"
     run.mkdir()

@@ -94,12 +94,27 @@ def test_graphed_step_trains_on_each_batch_in_order_like_eager():
 
 class FailingCapture(EmulatedGraph):
     """A step that cannot be captured (it reads a loss back on the host, say): the capture raises
-    as CUDA's does."""
+    as CUDA's does — when it ends, after the backward pass has allocated gradients it never filled
+    (garbage here) — with the host read's error as the cause."""
 
     error = RuntimeError("CUDA error: operation not permitted when stream is capturing\nmore")
+    abandoned = 0
 
     def _capture(self, fn):
-        raise self.error
+        with precision.autocast(self.device, self.prec, cache=False):
+            terms = self.step(self.model, self.input)
+        terms["total"].backward()
+        for p in self.model.parameters():
+            p.grad.fill_(float("nan"))  # what the graph's pool holds: never computed
+        if isinstance(self.error, torch.cuda.OutOfMemoryError):
+            raise self.error
+        try:
+            raise self.error
+        except RuntimeError:
+            raise RuntimeError("CUDA error: operation failed due to a previous error during capture")  # noqa: B904
+
+    def _abandon(self):
+        FailingCapture.abandoned += 1
 
 
 def test_a_failed_capture_trains_on_eagerly_where_a_fallback_is_given():
@@ -110,8 +125,9 @@ def test_a_failed_capture_trains_on_eagerly_where_a_fallback_is_given():
     losses, weights, run = _linear_run(FailingCapture, fallback=heard.append)
     assert losses == eager and torch.equal(weights, w_eager) and run.eager and run.input is None
     assert heard == ["the training step could not be captured as a CUDA graph (CUDA error: operation not "
-                     "permitted when stream is capturing); training on eagerly"]
-    with pytest.raises(RuntimeError, match="not permitted when stream is capturing"):
+                     "permitted when stream is capturing); training on eagerly"]  # the cause, not the echo
+    assert FailingCapture.abandoned == 1
+    with pytest.raises(RuntimeError, match="previous error during capture"):
         _linear_run(FailingCapture)
     FailingCapture.error = torch.cuda.OutOfMemoryError("CUDA out of memory")
     try:

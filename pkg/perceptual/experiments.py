@@ -476,8 +476,8 @@ def speed_sensitivity(ctx: Context, tiny: bool = False, progress: bool = True, s
     batch 4, the same seed and batches) at ``SENSITIVITY_SIZE``² under perturbations of its
     arithmetic (:data:`perceptual.bench.SENSITIVITY`): how far the final loss moves, the scale
     against which the loss agreement's 3 % reads. ``size`` and ``iterations`` override the image
-    size and the run's length (each row's ``curve`` has the loss every 20 iterations, so one long
-    run shows how the spread evolves). On CUDA, cuDNN runs deterministically, so that each run
+    size and the run's length (each row's ``curve`` has the mean loss of every ``tail`` iterations,
+    so one long run shows how the spread evolves). On CUDA, cuDNN runs deterministically, so that each run
     differs from the baseline only by its perturbation. The meta records how far apart the two sets
     of style Gram matrices are. Always measures."""
     sizes = TINY if tiny else BENCH

@@ -259,14 +259,16 @@ def sensitivity_table(path: Path) -> Table:
     verdicts = [_noise_verdict(df, df.ratio, n)]
     extra = {}
     if n > BENCH.iterations and "curve" in df:  # the window that ends where the bench's run ends
-        at = df.curve.map(lambda c: float(c.split()[BENCH.iterations // BENCH.tail - 1]))
+        window = n // len(df.curve.iloc[0].split())  # iterations per curve point (the run's tail)
+        at = df.curve.map(lambda c: float(c.split()[BENCH.iterations // window - 1]))
         df = df.assign(ratio_at_bench=at / at.iloc[0])
         extra = {"ratio_at_bench": f"loss ratio after {BENCH.iterations}"}
         verdicts.insert(0, _noise_verdict(df, df.ratio_at_bench, BENCH.iterations))
-    shown = df.assign(layout=df.channels_last.map({True: "channels-last", False: "NCHW"}))
-    grams = {"style_grams": "style Grams computed in"} if "style_grams" in df else {}
-    return table(shown, {"variant": "run", "transformation_net": "transformation net", "loss_net": "loss net",
-                         "layout": "layout", **grams, **extra, "final_loss": "final loss", "ratio": "loss ratio"},
+    shown = df.assign(layout=df.channels_last.map({True: "channels-last", False: "NCHW"}),
+                      nets=df.transformation_net + " / " + df.loss_net)
+    grams = {"style_grams": "style Grams in"} if "style_grams" in df else {}
+    return table(shown, {"variant": "run", "nets": "precision: transformation / loss net", "layout": "layout",
+                         **grams, **extra, "final_loss": "final loss", "ratio": "loss ratio"},
                  formats={"ratio": ".3f", "ratio_at_bench": ".3f", "final_loss": ".6g"},
                  caption=f"How far the style loss after {n} iterations moves when "
                          f"its arithmetic is perturbed — {df.hardware.iloc[0]}; code {meta.get('code_version')}",

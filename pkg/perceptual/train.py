@@ -346,6 +346,20 @@ def read_checkpoint(path: Path) -> dict:
     return ckpt
 
 
+def load_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:
+    """``opt.load_state_dict(state)``, keeping ``opt``'s own ``fused``/``capturable`` flags (the
+    saved groups carry the writer's: a checkpoint from a CPU would switch fused Adam off on CUDA and
+    leave its step counts on the CPU, where a capturable Adam refuses them)."""
+    flags = [{k: group.get(k) for k in ("fused", "capturable")} for group in opt.param_groups]
+    opt.load_state_dict(state)
+    for group, own in zip(opt.param_groups, flags):
+        group.update(own)
+        if own["fused"] or own["capturable"]:  # their step counts live on the parameters' device
+            for param in group["params"]:
+                if "step" in opt.state.get(param, {}):
+                    opt.state[param]["step"] = opt.state[param]["step"].to(param.device, torch.float32)
+
+
 def _keep_rows_until(path: Path, iteration: int) -> None:
     """On resume, drop log rows written after the checkpoint (they will be written again)."""
     if not path.is_file():
@@ -422,9 +436,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
                                    f"({ckpt['meta'].get('config_hash')} ≠ {meta.get('config_hash')}); "
                                    "use another run folder or delete it")
             model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            for group in opt.param_groups:  # the saved groups carry the writer's flag
-                group["capturable"] = graph
+            load_optimizer(opt, ckpt["optimizer"])
             torch.set_rng_state(ckpt["rng"])
             start = ckpt["iteration"]
             log.info("resumed from %s at iteration %d", files.checkpoint, start)

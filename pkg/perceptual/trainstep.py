@@ -8,10 +8,13 @@ Why graphs: the paper's style step (256Â², batch 4) on an H100 is launch-bound â
 (62 / 78 / 60 it/s in three runs against issue 12's 70). A replayed graph runs the same kernels
 with the host out of the loop: 107.5 / 108.1 / 108.1 it/s in three bench runs on an H100 (session
 6, ``results/published/benchmarks``), the same losses as the eager step to the last bit (fp32,
-deterministic cuDNN, 40 iterations). So training uses one wherever it can run (:func:`plan`);
-a step that is not a pure function of its tensors (one that reads a loss back with ``.item()``,
-say) cannot be captured: then training goes on eagerly, with a warning, unless the graph was
-asked for explicitly.
+deterministic cuDNN, 40 iterations). So training uses one wherever it can run (:func:`plan`).
+
+What a graph asks of a step: it must be a function of its tensors alone. A step that reads a value
+back to the host (``.item()``, printing a loss) cannot be captured: training then goes on eagerly,
+with a warning, unless the graph was asked for explicitly. Python-side state is NOT detected: a
+counter, a loss-weight schedule or Python random numbers in the step are frozen at their values at
+capture and replayed so. Such a step needs ``cuda_graph=False`` (``--no-cuda-graph``).
 
 Semantics are eager training's: the first ``warmup`` iterations run eagerly on a side stream (as
 capture requires; cuDNN autotuning happens there), the next one is captured and then replayed,
@@ -59,6 +62,14 @@ def plan(name: str, device: torch.device | str, cuda_graph: bool | None = None) 
     if cuda_graph:
         check(device, prec)
     return prec, cuda_graph
+
+
+def first_cause(err: BaseException) -> str:
+    """The first line of the error that started ``err``'s chain: a capture broken by a host read
+    raises again when it ends ("operation failed due to a previous error during capture")."""
+    while err.__context__ is not None:
+        err = err.__context__
+    return (str(err).splitlines() or [type(err).__name__])[0]
 
 
 def detached(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -152,10 +163,11 @@ class GraphedStep:
             except RuntimeError as err:  # what a failed capture raises; nothing was run, nothing stepped
                 if self.fallback is None:
                     raise
+                self._abandon()  # raises if the failure left the device broken (not a capture's fault)
                 self.fallback(f"the training step could not be captured as a CUDA graph "
-                              f"({str(err).splitlines()[0]}); training on eagerly")
+                              f"({first_cause(err)}); training on eagerly")
                 self.eager, self.input = True, None
-                return eager()
+                return eager()  # its zero_grad drops the gradients the capture allocated
         else:
             self.input.copy_(batch)
         self._replay()  # capture records without running: this call's batch runs here
@@ -181,6 +193,13 @@ class GraphedStep:
             self._graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self._graph, capture_error_mode="thread_local"):
                 return fn()
+
+    def _abandon(self) -> None:
+        """After a failed capture: drop the graph and its memory pool; a device left in an error
+        state raises here."""
+        self._graph = None
+        torch.cuda.synchronize(self.device)
+        torch.cuda.empty_cache()
 
     def _replay(self) -> None:
         self._graph.replay()
