@@ -50,8 +50,11 @@ def test_graphed_training_equals_eager_and_resumes(tmp_path, data):
     eager, off = weights_and_graph(style_run(tmp_path / "eager", data, cuda_graph=False))
     assert used is True and off is False and same(graphed, eager)
     style_run(tmp_path / "resumed", data, stop_after=20)  # stopped at the checkpoint, then resumed
-    resumed, _ = weights_and_graph(style_run(tmp_path / "resumed", data))
+    path = style_run(tmp_path / "resumed", data)
+    resumed, _ = weights_and_graph(path)
     assert same(resumed, graphed)
+    segments = torch.load(path, weights_only=False)["meta"]["segments"]
+    assert [(seg["iterations"], seg["cuda_graph"]) for seg in segments] == [([0, 20], True), ([20, 40], True)]
 
 
 def test_sr_training_graphed_equals_eager(tmp_path, data):

@@ -284,6 +284,19 @@ def test_training_goes_on_eagerly_where_an_automatic_graph_cannot_be_captured(tm
     assert seen == {"graph": True, "fallback": None}
 
 
+def test_each_process_that_trained_a_run_is_recorded(tmp_path, square_data):
+    """A run stopped at iteration 3 and resumed to 6 lists both segments in its model's meta:
+    iterations, device, machine, precision, and whether a CUDA graph replayed (never on a CPU)."""
+    run = tmp_path / "r"
+    tiny_fit(run, square_data, iterations=6, stop_after=3)
+    first = torch.load(run / "checkpoint.pt", weights_only=False)["meta"]["segments"]
+    assert [seg["iterations"] for seg in first] == [[0, 3]]
+    meta = torch.load(tiny_fit(run, square_data, iterations=6), weights_only=False)["meta"]
+    assert [seg["iterations"] for seg in meta["segments"]] == [[0, 3], [3, 6]]
+    assert all(seg["device"] == "cpu" and seg["cuda_graph"] is False and seg["precision"] in ("bf16", "fp32")
+               and seg["hardware"] == store.machine_label(store.hardware("cpu")) for seg in meta["segments"])
+
+
 def test_resume_keeps_the_resuming_optimiser_flags():
     """A checkpoint carries its writer's Adam flags (a CPU's: not fused, not capturable); the
     resuming run keeps its own, and a capturable one gets its step counts as float32 tensors on

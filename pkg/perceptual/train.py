@@ -425,6 +425,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             store.atomic_torch_save({"model": model.state_dict(), "meta": meta}, files.model)
 
         start = 0
+        meta["segments"] = []  # one entry per process that trained this run: iterations, device, graph
         if files.checkpoint.is_file():
             try:
                 ckpt = read_checkpoint(files.checkpoint)
@@ -439,6 +440,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             load_optimizer(opt, ckpt["optimizer"])
             torch.set_rng_state(ckpt["rng"])
             start = ckpt["iteration"]
+            meta["segments"] = list(ckpt["meta"].get("segments", []))
             log.info("resumed from %s at iteration %d", files.checkpoint, start)
         else:
             log.info("start: %s, %d iterations on %s, precision %s", desc, iterations, device, prec)
@@ -464,6 +466,14 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
 
         train_step = trainstep.trainer(model, step, opt, device, prec, graph,
                                        fallback=eager_after_all if cuda_graph is None else None)
+        earlier = meta["segments"]
+
+        def stamp(done: int) -> None:
+            """This process's segment, as far as it got, after the earlier ones."""
+            replayed = isinstance(train_step, trainstep.GraphedStep) and train_step.input is not None
+            meta["segments"] = earlier + [{"iterations": [start, done], "device": str(device),
+                                           "hardware": store.machine_label(store.hardware(device)),
+                                           "precision": prec, "cuda_graph": replayed}]
 
         def flush() -> None:
             """Read the pending loss terms back (one host sync), log them, stop on NaN/inf."""
@@ -484,6 +494,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             pending.clear()
 
         def save(it: int) -> None:
+            stamp(it)
             store.atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                      "rng": torch.get_rng_state(), "iteration": it, "meta": meta},
                                     files.checkpoint)
