@@ -38,7 +38,7 @@ def style_run(folder, data, **kw):
 
 def weights_and_graph(path) -> tuple[dict, object]:
     saved = torch.load(path, weights_only=False)
-    return saved["model"], saved["meta"]["provenance"]["cuda_graph"]
+    return saved["model"], saved["meta"]["segments"][-1]["cuda_graph"]  # whether a graph replayed
 
 
 def same(a: dict, b: dict) -> bool:

@@ -243,7 +243,7 @@ def test_cli_precision_and_cuda_graph_flags(tmp_path, capsys):
     assert cli.main(base + ["--out", str(tmp_path / "run"), "--precision", "fp32"]) == 0
     meta = torch.load(tmp_path / "run" / "model.pt", weights_only=False)["meta"]
     assert meta["provenance"]["precision"] == "fp32" and meta["provenance"]["config"]["precision"] == "fp32"
-    assert meta["provenance"]["cuda_graph"] is False  # the default: wherever one can run, so not on a CPU
+    assert meta["segments"][-1]["cuda_graph"] is False  # the default: wherever one can run, so not on a CPU
     assert cli.main(base + ["--out", str(tmp_path / "eager"), "--no-cuda-graph"]) == 0
     capsys.readouterr()
     sr = ["train-sr", "--data", str(tmp_path / "photos"), "--patch", "32", "--iterations", "1", "--device", "cpu",
@@ -262,7 +262,8 @@ def test_training_goes_on_eagerly_where_an_automatic_graph_cannot_be_captured(tm
     """By default a CUDA graph is used wherever one can run; where the step cannot be captured
     training goes on eagerly, says so in train.log and records it. A graph asked for gets no
     fallback (its failure is raised). The device is faked: plan says a graph can run, and the
-    trainer reports a failed capture (trainstep's own test checks the step itself)."""
+    trainer reports a failed capture (trainstep's own test checks the step itself, and that a
+    failed capture leaves no captured input, which is what a segment's ``cuda_graph`` reads)."""
     seen = {}
     real_trainer = trainstep.trainer
 
@@ -277,7 +278,7 @@ def test_training_goes_on_eagerly_where_an_automatic_graph_cannot_be_captured(tm
     auto = tiny_fit(tmp_path / "auto", square_data, iterations=3)
     assert seen["graph"] is True and seen["fallback"] is not None
     assert "WARNING the training step could not be captured" in (tmp_path / "auto" / "train.log").read_text()
-    assert torch.load(auto, weights_only=False)["meta"]["provenance"]["cuda_graph"] is False
+    assert torch.load(auto, weights_only=False)["meta"]["segments"][-1]["cuda_graph"] is False  # none replayed
     assert same_weights(auto, tiny_fit(tmp_path / "eager", square_data, iterations=3, cuda_graph=False))
     assert seen == {"graph": False, "fallback": None}
     tiny_fit(tmp_path / "asked", square_data, iterations=3, cuda_graph=True)

@@ -170,7 +170,7 @@ def training_rows(case: str, make_model: Callable[[], nn.Module], step: Callable
         except RuntimeError as err:
             if not graph or isinstance(err, torch.cuda.OutOfMemoryError):
                 raise
-            log.warning("%s %s: no row, the CUDA graph failed: %s", case, name, str(err).splitlines()[0])
+            log.warning("%s %s: no row, the CUDA graph failed: %s", case, name, trainstep.first_cause(err))
             continue
         final = statistics.fmean(losses[-tail:])
         base = base or (rate, final)

@@ -185,7 +185,7 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
         raise ValueError(f"patch {cfg.patch} is not a multiple of the factor {cfg.factor} "
                          f"(try {cfg.patch - cfg.patch % cfg.factor} or {cfg.patch - cfg.patch % cfg.factor + cfg.factor})")
     device = device if isinstance(device, torch.device) else pick_device(device)
-    prec, graph = trainstep.plan(cfg.precision, device, cuda_graph)  # refused before anything loads or is written
+    prec, _ = trainstep.plan(cfg.precision, device, cuda_graph)  # refused before anything loads or is written
     cfg = replace(cfg, loss="pixel" if method in ("pixel", "srcnn") else "feat")
     memory.check(memory.sr_training_bytes(method, cfg.factor, cfg.patch, cfg.batch_size,
                                           cfg.network if cfg.loss == "feat" else None, cfg.feature_layer),
@@ -205,7 +205,7 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
             "factor": cfg.factor, "loss_network": cfg.network if net is not None else None,
             "config_hash": config_hash(run_key(cfg, method, subset)),
             "provenance": store.provenance(cfg, cfg.seed, cfg.network if net else None, device, method=method,
-                                           precision=prec, cuda_graph=graph, train_images=len(train_files))}
+                                           precision=prec, train_images=len(train_files))}
     if subset:
         meta["train_files"] = str(file_list)
 

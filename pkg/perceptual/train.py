@@ -425,7 +425,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             store.atomic_torch_save({"model": model.state_dict(), "meta": meta}, files.model)
 
         start = 0
-        meta["segments"] = []  # one entry per process that trained this run: iterations, device, graph
+        meta["segments"] = []  # one entry per process that trained this run (see stamp below)
         if files.checkpoint.is_file():
             try:
                 ckpt = read_checkpoint(files.checkpoint)
@@ -460,19 +460,15 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         pending: list[tuple[int, torch.Tensor]] = []  # (iteration, stacked loss terms on the device)
         names: list[str] = []
         last: dict[str, float] = {}
-        def eager_after_all(reason: str) -> None:  # auto only: a graph asked for fails loudly
-            log.warning(reason)
-            meta.setdefault("provenance", {})["cuda_graph"] = False
-
-        train_step = trainstep.trainer(model, step, opt, device, prec, graph,
-                                       fallback=eager_after_all if cuda_graph is None else None)
-        earlier = meta["segments"]
+        train_step = trainstep.trainer(model, step, opt, device, prec, graph,  # auto only: asked for fails loudly
+                                       fallback=log.warning if cuda_graph is None else None)
+        earlier, machine = meta["segments"], store.machine_label(store.hardware(device))
 
         def stamp(done: int) -> None:
-            """This process's segment, as far as it got, after the earlier ones."""
+            """This process's segment, as far as it got, after the earlier ones; ``cuda_graph``: a
+            graph was captured and replayed (False where the capture failed and training went on)."""
             replayed = isinstance(train_step, trainstep.GraphedStep) and train_step.input is not None
-            meta["segments"] = earlier + [{"iterations": [start, done], "device": str(device),
-                                           "hardware": store.machine_label(store.hardware(device)),
+            meta["segments"] = earlier + [{"iterations": [start, done], "device": str(device), "hardware": machine,
                                            "precision": prec, "cuda_graph": replayed}]
 
         def flush() -> None:
@@ -586,7 +582,7 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
     """Train one style network; returns the path of ``model.pt`` (or the checkpoint if stopped).
     Sizes that cannot fit into memory are refused first (:class:`perceptual.memory.TooLarge`)."""
     device = pick_device(device) if not isinstance(device, torch.device) else device
-    prec, graph = trainstep.plan(cfg.precision, device, cuda_graph)  # refused before the loss network loads
+    prec, _ = trainstep.plan(cfg.precision, device, cuda_graph)  # refused before the loss network loads
     layers = cfg.loss.content_layers + cfg.loss.style_layers
     deepest = max(layers, key=layer_names(SOURCES[cfg.loss.network].depth).index)
     memory.check(memory.style_training_bytes(asdict(cfg.net), cfg.loss.network, deepest, cfg.image_size,
@@ -602,7 +598,7 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
     meta = {"kind": "style", "arch": model.arch, "style": cfg.style, "style_file": str(style_file),
             "loss_network": cfg.loss.network, "config_hash": config_hash(cfg),
             "provenance": store.provenance(cfg, cfg.seed, cfg.loss.network, device,
-                                           precision=prec, cuda_graph=graph, train_images=len(train_files),
+                                           precision=prec, train_images=len(train_files),
                                            val_images=len(val_files))}
 
     return fit(model, objective.train_step, data, cfg, run_dir=run_dir, meta=meta, val_batch=val, device=device, workers=workers,
