@@ -138,6 +138,32 @@ def test_runs_on_one_machine_side_by_side(tmp_path):
     assert [r[header.index("style loss ratio (fp32 repeat)")] for r in numbers.rows] == ["0.967", "0.967"]
 
 
+def test_first_gradient_is_the_hand_computed_gradient():
+    """A 1×1 convolution summed: d(Σ w·x)/dw_c = Σ x_c, in float32 in either layout; bf16 autocast
+    rounds the product's inputs (8 significant bits), so it lands near, not on, it."""
+    import torch
+
+    from perceptual import bench
+
+    batch = torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)  # (B, C, H, W)
+    batch[0, :, 0, 0] = 1  # Σ x_c = 31 · 255 + 1 = 7906: 13 significant bits, more than bf16 holds
+    expected = batch.double().sum(dim=(0, 2, 3)).float()  # (3,)
+
+    def make() -> torch.nn.Module:
+        conv = torch.nn.Conv2d(3, 1, 1, bias=False)
+        with torch.no_grad():
+            conv.weight.copy_(torch.tensor([0.5, -1.25, 2.0]).reshape(1, 3, 1, 1))
+        return conv
+
+    step = lambda model, x: {"total": model(x).sum()}  # noqa: E731
+    cpu = torch.device("cpu")
+    for fast in (False, True):
+        assert torch.equal(bench.first_gradient(make(), step, batch, cpu, "fp32", fast), expected)
+    assert bench.relative_error(torch.tensor([3.0, 4.0]), torch.tensor([0.0, 5.0])) == pytest.approx(10 ** 0.5 / 5)
+    low = bench.first_gradient(make(), step, batch, cpu, "bf16", True)
+    assert 0 < bench.relative_error(low, expected) < 2 ** -8  # bf16 rounds 7906 to 7904
+
+
 @pytest.mark.slow
 def test_tiny_sensitivity_writes_one_row_per_perturbation(monkeypatch):
     from perceptual import bench
@@ -157,3 +183,8 @@ def test_tiny_sensitivity_writes_one_row_per_perturbation(monkeypatch):
     for one in ("bf16-transformation-net", "bf16-loss-net"):  # bf16 in one network: neither run
         assert df.loc[one, "final_loss"] not in (df.loc["fp32", "final_loss"], df.loc["bf16", "final_loss"])
     assert len(df.loc["fp32", "curve"].split()) == 2  # one mean per 2-iteration window of 4
+    assert df.loc["fp32-nchw", "grad_error"] == 0.0 and (df.batch_spread > 0).all()  # the reference; two batches
+    float32 = df.loc[["fp32", "fp32-grams-cl"], "grad_error"]
+    assert (float32 < 1e-3).all()  # summation order and targets ≈ 1e-7 apart: float32's rounding
+    bf16 = df.loc[["bf16", "bf16-nchw", "bf16-transformation-net", "bf16-loss-net"], "grad_error"]
+    assert (bf16 > 10 * float32.max()).all()  # bf16 anywhere perturbs a step far more (8 bits, not 24)

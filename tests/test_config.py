@@ -52,6 +52,18 @@ def test_deviation_table_against_eq4_as_printed_and_the_runs_values():
     assert run.gatys.iterations == ctx.profile.fig5_iterations == 100  # the profile's L-BFGS count, not 500
     assert run.style.loss.tv_weight == run.gatys.loss.tv_weight == 1e-5  # la_muse's per-style λ_TV
     assert run.style.loss.gram_norm == "reference"
+    from perceptual.precision import resolve
+
+    table = config.deviations(config.as_printed(), config.in_float32(config.REFERENCE), run,
+                              names=("paper", "reference", "run")).set_index("setting")
+    here = resolve("auto", "cpu")  # bf16 on a CPU with AVX512-BF16/AMX, else fp32
+    for key in ("style.precision", "sr.precision"):  # the paper and its code trained in float32
+        assert getattr(run, key.split(".")[0]).precision == here
+        if here == "fp32":  # the same everywhere: not a deviation, not listed
+            assert key not in table.index
+        else:
+            assert table.loc[key, ["paper", "reference", "run"]].tolist() == ["fp32", "fp32", here]
+    assert config.PAPER.style.precision == config.REFERENCE.sr.precision == "auto"  # runs still resolve it
 
 
 def test_style_table_applies():

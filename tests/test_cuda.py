@@ -1,7 +1,7 @@
 """What needs a CUDA device, run where there is one (skipped elsewhere, CI included): training with
 the step replayed as a CUDA graph — the default on a GPU — against eager training, resuming, and
-the eager fallback when a step cannot be captured. In fp32 with deterministic cuDNN, so "equal"
-means to the last bit. On a GPU box: ``pytest tests/test_cuda.py``."""
+the eager fallback when a step cannot be captured. In fp32 with deterministic cuDNN (the training
+commands' ``--deterministic``), so "equal" means to the last bit. On a GPU box: ``pytest tests/test_cuda.py``."""
 from dataclasses import replace
 
 import pytest
@@ -20,20 +20,13 @@ def data(tmp_path_factory):
     return root / demo.STYLE_FILE, [root / "train/demo"]
 
 
-@pytest.fixture(autouse=True)
-def deterministic():
-    before, torch.backends.cudnn.deterministic = torch.backends.cudnn.deterministic, True
-    yield
-    torch.backends.cudnn.deterministic = before
-
-
 STYLE = replace(PAPER.style, iterations=40, image_size=64, style_size=64, batch_size=2, precision="fp32",
                 checkpoint_every=20, val_images=2, loss=replace(PAPER.style.loss, network="random"))
 
 
 def style_run(folder, data, **kw):
     style, photos = data
-    return train.train_style(STYLE, style, photos, folder, "cuda", progress=False, **kw)
+    return train.train_style(STYLE, style, photos, folder, "cuda", progress=False, deterministic=True, **kw)
 
 
 def weights_and_graph(path) -> tuple[dict, object]:
@@ -61,7 +54,7 @@ def test_sr_training_graphed_equals_eager(tmp_path, data):
     cfg = replace(PAPER.sr, iterations=30, patch=64, batch_size=2, precision="fp32", checkpoint_every=30,
                   val_images=2, network="random")
     runs = [weights_and_graph(superres.train_sr(cfg, "feat", data[1], tmp_path / str(g), "cuda", progress=False,
-                                                cuda_graph=g)) for g in (True, False)]
+                                                cuda_graph=g, deterministic=True)) for g in (True, False)]
     assert [graph for _, graph in runs] == [True, False] and same(runs[0][0], runs[1][0])
 
 

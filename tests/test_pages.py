@@ -204,6 +204,26 @@ def test_sensitivity_verdict_follows_from_the_float32_noise(tmp_path, grams_rati
     assert "after 200 iterations" in t.caption  # bf16's 3.8 % is not the noise: only float32 runs count
 
 
+def test_the_first_steps_gradient_error_is_shown_with_its_scale(tmp_path):
+    """Tables with gradient columns show each run's first-step gradient error in per cent, and a
+    note with the float32 runs' largest, the fast path's and the two batches' spread; the rule
+    stays the last note. Older tables (no such columns) are shown as before."""
+    rows = [{"variant": v, "transformation_net": p, "loss_net": p, "channels_last": cl, "iterations": 200,
+             "final_loss": 500_000 * r, "ratio": r, "hardware": "2-core CPU", "grad_error": g, "batch_spread": 0.8}
+            for v, p, cl, r, g in (("fp32-nchw", "fp32", False, 1.0, 0.0), ("fp32", "fp32", True, 1.01, 0.00138),
+                                   ("fp32-grams-cl", "fp32", True, 1.04, 0.00057), ("bf16", "bf16", True, 0.97, 0.0583))]
+    path = store.write_table(pd.DataFrame(rows), tmp_path / "sensitivity.csv", {"summary": "s", "code_version": "x"})
+    t = pages.sensitivity_table(path)
+    assert [r[t.header.index("gradient error, step 1")] for r in t.rows] == ["0 %", "0.138 %", "0.057 %", "5.83 %"]
+    assert t.notes[1].endswith("Float32 runs: at most 0.138 %; bf16, as the fast path runs it, 5.83 %; the "
+                               "gradients of two batches are 80 % apart.")
+    assert t.notes[-1].startswith("Rule:")
+    older = store.write_table(pd.DataFrame(rows).drop(columns=["grad_error", "batch_spread"]), tmp_path / "old.csv",
+                              {"summary": "s", "code_version": "x"})
+    old = pages.sensitivity_table(older)
+    assert "gradient error, step 1" not in old.header and len(old.notes) == 2
+
+
 def test_a_longer_sensitivity_run_is_also_judged_at_the_bench_length(tmp_path):
     """From each run's loss curve (a mean per 20 iterations) the ratio after the bench's 200
     iterations, judged by the same rule, before the verdict at the run's own end."""

@@ -35,6 +35,17 @@ def test_auto_precision_is_detected_from_cpu_flags(monkeypatch):
         precision.resolve("fp8", "cpu")
 
 
+@pytest.mark.parametrize("capability, expected", [((7, 0), "fp32"), ((7, 5), "fp32"), ((8, 0), "bf16"),
+                                                  ((9, 0), "bf16")])
+def test_auto_precision_on_cuda_asks_the_given_device_for_native_bf16(monkeypatch, capability, expected):
+    """V100 (7.0) and T4 (7.5) only emulate bf16 (torch.cuda.is_bf16_supported() says yes there):
+    auto keeps fp32; A100 (8.0) and H100 (9.0) get bf16. The device asked about is the one given."""
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: asked.append(d) or capability)
+    assert precision.resolve("auto", "cuda:1") == expected
+    assert asked == [torch.device("cuda:1")]
+
+
 def test_gram_and_losses_stay_fp32_under_autocast():
     torch.manual_seed(0)
     f = torch.randn(2, 8, 5, 5)
@@ -173,3 +184,28 @@ def test_bf16_training_resumes_bit_identically(tmp_path):
     a, b = torch.load(full, weights_only=False)["model"], torch.load(resumed, weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert all(v.dtype == torch.float32 for v in a.values() if v.is_floating_point())  # fp32 master weights
+
+
+def test_fp16_resume_restores_the_gradient_scaler(tmp_path, monkeypatch):
+    """fp16 (CUDA-only in use; here autocast fp16 on the CPU, which PyTorch runs) keeps its
+    gradient scaler's scale and growth count in the checkpoint: a run stopped at 3 and resumed
+    ends with the uninterrupted run's scaler and weights. The scaler doubles its scale every 3
+    clean steps here (1 → 2 → 4), so a resumed run with a fresh scaler would end at 2."""
+    from perceptual import trainstep
+
+    monkeypatch.setattr(trainstep, "plan", lambda name, device, cuda_graph=None: ("fp16", False))
+    monkeypatch.setattr(precision, "scaler", lambda device, prec: torch.amp.GradScaler(
+        "cpu", init_scale=1.0, growth_interval=3, enabled=prec == "fp16"))
+
+    def step(m, batch):
+        return {"total": (m(batch) - batch).pow(2).mean()}
+
+    cfg = replace(_tiny(), iterations=6, checkpoint_every=3, precision="fp16")
+    full = _run(tmp_path / "a", cfg, step)
+    _run(tmp_path / "b", cfg, step, stop_after=3)
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["scaler"]["scale"] == 2.0
+    resumed = _run(tmp_path / "b", cfg, step)
+    a, b = (torch.load(d / "checkpoint.pt", weights_only=False) for d in (tmp_path / "a", tmp_path / "b"))
+    assert a["scaler"] == b["scaler"] and a["scaler"]["scale"] == 4.0
+    a, b = torch.load(full, weights_only=False)["model"], torch.load(resumed, weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

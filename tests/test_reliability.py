@@ -245,6 +245,10 @@ def test_cli_precision_and_cuda_graph_flags(tmp_path, capsys):
     assert meta["provenance"]["precision"] == "fp32" and meta["provenance"]["config"]["precision"] == "fp32"
     assert meta["segments"][-1]["cuda_graph"] is False  # the default: wherever one can run, so not on a CPU
     assert cli.main(base + ["--out", str(tmp_path / "eager"), "--no-cuda-graph"]) == 0
+    assert torch.load(tmp_path / "eager" / "model.pt", weights_only=False)["meta"]["segments"][-1][
+        "deterministic"] is False
+    assert cli.main(base + ["--out", str(tmp_path / "det"), "--deterministic"]) == 0
+    assert torch.load(tmp_path / "det" / "model.pt", weights_only=False)["meta"]["segments"][-1]["deterministic"] is True
     capsys.readouterr()
     sr = ["train-sr", "--data", str(tmp_path / "photos"), "--patch", "32", "--iterations", "1", "--device", "cpu",
           "--loss-network", "random"]
@@ -296,6 +300,28 @@ def test_each_process_that_trained_a_run_is_recorded(tmp_path, square_data):
     assert [seg["iterations"] for seg in meta["segments"]] == [[0, 3], [3, 6]]
     assert all(seg["device"] == "cpu" and seg["cuda_graph"] is False and seg["precision"] in ("bf16", "fp32")
                and seg["hardware"] == store.machine_label(store.hardware("cpu")) for seg in meta["segments"])
+
+
+def test_deterministic_training_sets_cudnn_for_the_run_and_restores_it(tmp_path, square_data, capsys):
+    """--deterministic: cuDNN's deterministic algorithms, no autotuning, while the run trains (the
+    flags are read inside the step), recorded in its segment, and the caller's flags restored after;
+    without it, a CPU run leaves autotuning off (it is for CUDA) and the flags as they were."""
+    seen = []
+    hook = lambda n: seen.append((torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic))  # noqa: E731
+    before = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    try:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = True, False  # a caller's own choice
+        model = tiny_fit(tmp_path / "d", square_data, iterations=2, step_hook=hook, deterministic=True)
+        assert seen == [(False, True)] * 2
+        assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, False)
+        assert torch.load(model, weights_only=False)["meta"]["segments"][-1]["deterministic"] is True
+        seen.clear()
+        model = tiny_fit(tmp_path / "a", square_data, iterations=2, step_hook=hook)
+        assert seen == [(False, False)] * 2  # autotuning is for CUDA
+        assert torch.load(model, weights_only=False)["meta"]["segments"][-1]["deterministic"] is False
+        assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, False)
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before
 
 
 def test_resume_keeps_the_resuming_optimiser_flags():

@@ -198,6 +198,26 @@ SENSITIVITY = (
 )
 
 
+def first_gradient(model: nn.Module, step: Callable, batch: torch.Tensor, device: torch.device, prec: str,
+                   fast: bool) -> torch.Tensor:
+    """The gradient of ``step(model, batch)["total"]`` with respect to ``model``'s parameters,
+    flattened, float32, as a run in ``prec`` (channels-last if ``fast``) computes its first step."""
+    fmt = torch.channels_last if fast else torch.contiguous_format
+    model = model.to(device, memory_format=fmt).train()
+    x = batch.to(device).float().contiguous(memory_format=fmt)  # (B, 3, H, W)
+    with precision.autocast(device, prec):
+        total = step(model, x)["total"]
+    return torch.cat([g.float().flatten() for g in torch.autograd.grad(total, list(model.parameters()))])
+
+
+def relative_error(a: torch.Tensor, reference: torch.Tensor) -> float:
+    """‖a − reference‖ / ‖reference‖ (Euclidean norms)."""
+    return float((a - reference).norm() / reference.norm())
+
+
+GRADIENT_BATCHES = 2  # the sensitivity run's gradient agreement: on the first two batches
+
+
 def sensitivity_rows(case: str, make_model: Callable[[], nn.Module], steps: dict[str, Callable],
                      batches: Sequence[torch.Tensor], loss_net: nn.Module, device: torch.device, lr: float, tail: int,
                      progress: bool = False) -> list[dict]:
@@ -205,20 +225,31 @@ def sensitivity_rows(case: str, make_model: Callable[[], nn.Module], steps: dict
     moves under small perturbations of its arithmetic (:data:`SENSITIVITY`): the scale against which
     the loss agreement's 3 % reads. ``steps``: the step for each layout the style Grams were
     computed in ("NCHW", "channels-last"), both on ``loss_net``. ``ratio`` = final loss / the
-    reference's. Runs in NCHW use the baseline's loop (on CUDA also multi-tensor, not fused, Adam)."""
-    rows, base = [], None
+    reference's. Runs in NCHW use the baseline's loop (on CUDA also multi-tensor, not fused, Adam).
+
+    Each perturbation is also measured where training does not yet amplify it: ``grad_error`` is
+    the relative error of the first step's gradient (the initial weights, on each of the first
+    :data:`GRADIENT_BATCHES` batches, mean) against the reference's; ``batch_spread`` sets its
+    scale: how far the run's own gradients on the first two batches are apart."""
+    rows, base, reference = [], None, None
     for name, prec, cl, net_prec, grams in SENSITIVITY:
         loss_net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
-        model = make_model()
-        if net_prec is not None:
-            model = precision.Autocast(model, device, net_prec)
-        _, losses = train_iterations(model, steps[grams], batches, device, lr=lr, prec=prec, fast=cl, warmup=0,
+
+        def build() -> nn.Module:
+            net = make_model()
+            return net if net_prec is None else precision.Autocast(net, device, net_prec)
+
+        grads = [first_gradient(build(), steps[grams], b, device, prec, cl) for b in batches[:GRADIENT_BATCHES]]
+        reference = reference or grads
+        _, losses = train_iterations(build(), steps[grams], batches, device, lr=lr, prec=prec, fast=cl, warmup=0,
                                      desc=f"{case} {name}", progress=progress)
         final = statistics.fmean(losses[-tail:])
         base = base or final
         rows.append({"case": case, "variant": name, "step_precision": prec, "channels_last": cl,
                      "transformation_net": net_prec or prec, "loss_net": prec, "style_grams": grams,
                      "iterations": len(batches), "final_loss": final, "ratio": final / base,
+                     "grad_error": statistics.fmean(relative_error(g, r) for g, r in zip(grads, reference)),
+                     "batch_spread": relative_error(grads[-1], grads[0]),
                      "curve": " ".join(f"{statistics.fmean(losses[i:i + tail]):.6g}"
                                        for i in range(0, len(losses), tail))})
     loss_net.to(memory_format=torch.contiguous_format)

@@ -162,7 +162,8 @@ def _cmd_train_style(args) -> int:
         cfg = replace(cfg, loss=replace(cfg.loss, network=args.loss_network))
     print(f"training {cfg.style} with {cfg.loss.network}; run folder {args.out}")
     print(train_style(cfg, Path(args.style), [Path(d) for d in args.data], Path(args.out), args.device,
-                      workers=_workers(args), checkpoint_every=args.checkpoint_every, cuda_graph=args.cuda_graph))
+                      workers=_workers(args), checkpoint_every=args.checkpoint_every, cuda_graph=args.cuda_graph,
+                      deterministic=args.deterministic))
     return 0
 
 
@@ -179,7 +180,7 @@ def _cmd_train_sr(args) -> int:
     from .superres import train_sr
 
     print(train_sr(cfg, args.method, [Path(d) for d in args.data], Path(args.out), args.device, workers=_workers(args),
-                   checkpoint_every=args.checkpoint_every, cuda_graph=args.cuda_graph))
+                   checkpoint_every=args.checkpoint_every, cuda_graph=args.cuda_graph, deterministic=args.deterministic))
     return 0
 
 
@@ -271,7 +272,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def _training_speed_options(p: argparse.ArgumentParser) -> None:
-    """--device, --precision and --cuda-graph of the training commands."""
+    """--device, --precision, --cuda-graph and --deterministic of the training commands."""
     p.add_argument("--device")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),  # precision.PRECISIONS
                    help="default: the config's (auto: bf16 where the device runs it fast — CUDA, "
@@ -280,6 +281,9 @@ def _training_speed_options(p: argparse.ArgumentParser) -> None:
                    help="replay each step as one CUDA graph after three eager ones (CUDA, bf16 or fp32; "
                         "perceptual.trainstep). Default: wherever it can run, going on eagerly with a warning "
                         "if the step cannot be captured; --no-cuda-graph: always eager")
+    p.add_argument("--deterministic", action="store_true",
+                   help="cuDNN's deterministic convolutions instead of autotuned ones (CUDA; slower): a resumed "
+                        "run then equals an uninterrupted one bit for bit, as it always does on a CPU")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -158,11 +158,19 @@ REFERENCE = Preset(
 PRESETS = {p.name: p for p in (PAPER, REFERENCE)}
 
 
+def in_float32(preset: Preset) -> Preset:
+    """``preset`` trained in float32, as the paper and the authors' code were: the paper does not
+    say, and its code ran Torch7's ``torch.CudaTensor`` (float32; fast-neural-style's
+    ``utils.setup_gpu``). The deviation table's paper and authors' columns, so that a run's
+    resolved precision shows as a difference."""
+    return replace(preset, style=replace(preset.style, precision="fp32"), sr=replace(preset.sr, precision="fp32"))
+
+
 def as_printed(preset: Preset = PAPER) -> Preset:
-    """``preset`` with Eq. 4 as the paper prints it (``gram_norm="paper"``: no ÷C²) — the paper
-    column of the deviation table, so the convention every run uses shows as a difference."""
+    """``preset`` with Eq. 4 as the paper prints it (``gram_norm="paper"``: no ÷C²), in float32 —
+    the paper column of the deviation table, so the convention every run uses shows as a difference."""
     loss = replace(preset.style.loss, gram_norm="paper")
-    return replace(preset, style=replace(preset.style, loss=loss), gatys=replace(preset.gatys, loss=loss))
+    return in_float32(replace(preset, style=replace(preset.style, loss=loss), gatys=replace(preset.gatys, loss=loss)))
 
 
 def flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any, str]]:

@@ -692,13 +692,17 @@ def superresolution(ctx: Context, progress: bool = True) -> Path:
 
 def build_preset(ctx: Context):
     """This profile as a :class:`perceptual.config.Preset` with the values its runs use: the Fig. 5
-    / Table 1 style's per-style λ (:func:`style_config`) and the profile's L-BFGS iterations."""
+    / Table 1 style's per-style λ (:func:`style_config`), the profile's L-BFGS iterations, and the
+    training precision resolved for this context's device (``auto`` → bf16 or fp32)."""
     from .config import Preset
+    from .precision import resolve
 
     p = ctx.profile
     style = style_config(ctx, p.style_file)
+    style = replace(style, precision=resolve(style.precision, ctx.device))
     gatys_cfg = replace(PAPER.gatys, iterations=p.fig5_iterations, loss=style.loss)
-    return Preset(f"this build ({p.name})", style, gatys_cfg, p.sr, PAPER.median_filter)
+    sr = replace(p.sr, precision=resolve(p.sr.precision, ctx.device))
+    return Preset(f"this build ({p.name})", style, gatys_cfg, sr, PAPER.median_filter)
 
 
 def trained_runs(ctx: Context) -> pd.DataFrame:

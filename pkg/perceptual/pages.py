@@ -267,15 +267,34 @@ def sensitivity_table(path: Path) -> Table:
     shown = df.assign(layout=df.channels_last.map({True: "channels-last", False: "NCHW"}),
                       nets=df.transformation_net + " / " + df.loss_net)
     grams = {"style_grams": "style Grams in"} if "style_grams" in df else {}
+    gradient, notes = {}, []
+    if "grad_error" in df:  # tables from before session 7 have no gradient columns
+        shown = shown.assign(grad=df.grad_error.map(_percent))
+        gradient, notes = {"grad": "gradient error, step 1"}, [_gradient_note(df)]
     return table(shown, {"variant": "run", "nets": "precision: transformation / loss net", "layout": "layout",
-                         **grams, **extra, "final_loss": "final loss", "ratio": "loss ratio"},
+                         **grams, **gradient, **extra, "final_loss": "final loss", "ratio": "loss ratio"},
                  formats={"ratio": ".3f", "ratio_at_bench": ".3f", "final_loss": ".6g"},
                  caption=f"How far the style loss after {n} iterations moves when "
                          f"its arithmetic is perturbed — {df.hardware.iloc[0]}; code {meta.get('code_version')}",
                  notes=[f"Settings: {meta.get('summary', '')}; the same initial weights, batches and seed in "
                         f"every run; loss network {meta.get('loss_network')}. Loss ratio: final loss / the first "
-                        "run's (float32, NCHW: the bench's baseline, what its loss agreement divides by).",
+                        "run's (float32, NCHW: the bench's baseline, what its loss agreement divides by).", *notes,
                         f"Rule: the noise is the largest |loss ratio − 1| of the float32 runs; {'; '.join(verdicts)}."])
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.3g} %"
+
+
+def _gradient_note(df) -> str:
+    """What the first step's gradient error says: each perturbation before training amplifies it."""
+    fp32 = (df.transformation_net == "fp32") & (df.loss_net == "fp32") & (df.index > 0)
+    fast = df.grad_error[df.variant == "bf16"]
+    bf16 = f"; bf16, as the fast path runs it, {_percent(fast.iloc[0])}" if len(fast) else ""
+    return ("Gradient error, step 1: ‖g − g₀‖ / ‖g₀‖ of the transformation network's gradient at the initial "
+            "weights (mean over the first two batches), g₀ the first run's — each perturbation before training "
+            f"amplifies it. Float32 runs: at most {_percent(df.grad_error[fp32].max())}{bf16}; the gradients of "
+            f"two batches are {_percent(df.batch_spread.iloc[0])} apart.")
 
 
 def bench_runs(files: list[Path]) -> list[Table]:

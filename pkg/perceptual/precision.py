@@ -1,7 +1,7 @@
 """Numeric precision for training and inference: ``fp32``, ``bf16``, ``fp16`` or ``auto``.
 
 ``auto`` picks bf16 where the device runs it fast and fp32 elsewhere — detected, not assumed:
-CUDA devices that support bf16 (Ampere and newer), and CPUs whose flags list AVX512-BF16 or
+CUDA devices that compute in bf16 natively (compute capability 8.0, Ampere, and newer), and CPUs whose flags list AVX512-BF16 or
 AMX-BF16 (``/proc/cpuinfo``). fp16 is CUDA-only (it needs a gradient scaler, :func:`scaler`).
 
 ``int8`` is an inference-only precision (:mod:`perceptual.quantization`): the residual blocks'
@@ -45,6 +45,13 @@ def cpu_has_fast_bf16(flags: frozenset[str] | None = None) -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & flags)
 
 
+def cuda_has_fast_bf16(device: torch.device | str) -> bool:
+    """True when the CUDA device computes in bf16 natively: compute capability 8.0 (Ampere) or newer.
+    (``torch.cuda.is_bf16_supported()`` also says yes where bf16 is only emulated, e.g. a V100 or
+    T4, and asks about the current device, not ``device``.)"""
+    return torch.cuda.get_device_capability(torch.device(device)) >= (8, 0)
+
+
 def cpu_has_fast_int8(flags: frozenset[str] | None = None) -> bool:
     """True when the CPU has int8 dot products (AVX512-VNNI, AVX-VNNI or AMX-INT8): without them
     oneDNN's u8×s8 products go through 16-bit intermediates that can saturate."""
@@ -76,7 +83,7 @@ def resolve(name: str, device: torch.device | str, inference: bool = False) -> s
         return name
     if name == "auto":
         if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+            return "bf16" if cuda_has_fast_bf16(device) else "fp32"
         return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
     if name == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 needs a CUDA device (use bf16 or fp32 on the CPU)")

@@ -174,7 +174,7 @@ def sr_loss(cfg: SRConfig, method: str, net: nn.Module | None):
 def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Path,
              device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
              stop_after: int | None = None, checkpoint_every: int | None = None, subset: int = 0,
-             cuda_graph: bool | None = None) -> Path:
+             cuda_graph: bool | None = None, deterministic: bool = False) -> Path:
     """Train ``method`` ∈ {pixel, feat, srcnn} with the shared resumable loop, on ``subset``
     training photos (:func:`training_subset`, seeded by ``cfg.seed``; 0 = all; the photos used are
     listed in ``train_files.txt`` in the run folder). The patch must be a multiple of the factor;
@@ -211,7 +211,8 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
 
     return fit(model, sr_loss(cfg, method, net), data, cfg, run_dir=run_dir, meta=meta, val_batch=val_hr,
                device=device, workers=workers, progress=progress, desc=f"SR ×{cfg.factor} {method}",
-               stop_after=stop_after, checkpoint_every=checkpoint_every, cuda_graph=cuda_graph)
+               stop_after=stop_after, checkpoint_every=checkpoint_every, cuda_graph=cuda_graph,
+               deterministic=deterministic)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Training: one resumable loop (:func:`fit`) shared by style transfer and super-resolution.
 
 What :func:`fit` guarantees:
-- checkpoints every N iterations, written atomically (model, optimiser, RNG, iteration);
+- checkpoints every N iterations, written atomically (model, optimiser, RNG, iteration, and
+  fp16's gradient scaler);
 - an interrupted run resumes to the same parameters as an uninterrupted one: the data position
   is a pure function of (seed, iteration) (:class:`IterationSampler`), so nothing else is needed;
 - tqdm progress with the loss terms, a CSV loss log (``log.csv``), a text log (``train.log``),
@@ -384,7 +385,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         dataset: Dataset, cfg, *, run_dir: Path, meta: dict, val_batch: torch.Tensor | None = None,
         device: torch.device | None = None, workers: int = 0, progress: bool = True, desc: str = "train",
         stop_after: int | None = None, sync_every: int = 50, checkpoint_every: int | None = None,
-        cuda_graph: bool | None = None) -> Path:
+        cuda_graph: bool | None = None, deterministic: bool = False) -> Path:
     """Train ``model`` with Adam on ``step``'s ``"total"``; resumable from ``run_dir``.
 
     ``cfg`` supplies iterations, batch_size, lr, seed, checkpoint_every, val_every and precision (a
@@ -395,6 +396,9 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
     ``cuda_graph``: after three eager iterations, each step is one replayed CUDA graph
     (:mod:`perceptual.trainstep`; CUDA, bf16 or fp32; the same kernels, so not part of the identity);
     ``None``: wherever one can run, going on eagerly (logged, recorded) if the step cannot be captured.
+    ``deterministic``: cuDNN's deterministic convolutions instead of autotuned ones (CUDA; slower).
+    Autotuning picks kernels per process, and some are not bit-reproducible, so on CUDA a resumed
+    run equals an uninterrupted one bit for bit only with it; on a CPU it always does.
     Returns ``model.pt`` when finished, else the checkpoint. Ctrl-C / SIGTERM write a checkpoint
     and raise :class:`TrainingInterrupted`; a second process on the same folder gets :class:`RunBusy`.
     """
@@ -414,6 +418,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     stop = StopRequest().install()
+    cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic  # restored at the end
     try:
         for stale in store.remove_stale_temporaries(files.root):
             log.info("removed %s (left by an interrupted write)", stale)
@@ -424,7 +429,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         def save_model() -> None:
             store.atomic_torch_save({"model": model.state_dict(), "meta": meta}, files.model)
 
-        start = 0
+        start, scaler_state = 0, None
         meta["segments"] = []  # one entry per process that trained this run (see stamp below)
         if files.checkpoint.is_file():
             try:
@@ -439,7 +444,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             model.load_state_dict(ckpt["model"])
             load_optimizer(opt, ckpt["optimizer"])
             torch.set_rng_state(ckpt["rng"])
-            start = ckpt["iteration"]
+            start, scaler_state = ckpt["iteration"], ckpt.get("scaler")
             meta["segments"] = list(ckpt["meta"].get("segments", []))
             log.info("resumed from %s at iteration %d", files.checkpoint, start)
         else:
@@ -451,7 +456,9 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
                 save_model()
                 log.info("wrote %s from the final checkpoint", files.model)
             return files.model
-        torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed sizes: autotune the convolutions once
+        # fixed sizes: autotune the convolutions once, unless asked for reproducible ones
+        torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
+        torch.backends.cudnn.deterministic = deterministic
         loader = DataLoader(dataset, batch_sampler=IterationSampler(len(dataset), cfg.batch_size, seed, start, iterations),
                             num_workers=workers, pin_memory=device.type == "cuda",
                             prefetch_factor=4 if workers else None)  # decoded photos are cached per worker
@@ -462,6 +469,10 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         last: dict[str, float] = {}
         train_step = trainstep.trainer(model, step, opt, device, prec, graph,  # auto only: asked for fails loudly
                                        fallback=log.warning if cuda_graph is None else None)
+        scaler = getattr(train_step, "scaler", None)  # fp16's gradient scaler (eager steps only)
+        scaler = scaler if scaler is not None and scaler.is_enabled() else None
+        if scaler is not None and scaler_state:
+            scaler.load_state_dict(scaler_state)  # its scale and growth count: resumed fp16 steps scale alike
         earlier, machine = meta["segments"], store.machine_label(store.hardware(device))
 
         def stamp(done: int) -> None:
@@ -469,7 +480,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             graph was captured and replayed (False where the capture failed and training went on)."""
             replayed = isinstance(train_step, trainstep.GraphedStep) and train_step.input is not None
             meta["segments"] = earlier + [{"iterations": [start, done], "device": str(device), "hardware": machine,
-                                           "precision": prec, "cuda_graph": replayed}]
+                                           "precision": prec, "cuda_graph": replayed,
+                                           "deterministic": deterministic}]
 
         def flush() -> None:
             """Read the pending loss terms back (one host sync), log them, stop on NaN/inf."""
@@ -492,7 +504,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         def save(it: int) -> None:
             stamp(it)
             store.atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                     "rng": torch.get_rng_state(), "iteration": it, "meta": meta},
+                                     "rng": torch.get_rng_state(), "iteration": it, "meta": meta,
+                                     **({"scaler": scaler.state_dict()} if scaler is not None else {})},
                                     files.checkpoint)
 
         done = start
@@ -525,6 +538,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             save_model()
         return files.model if files.model.is_file() else files.checkpoint
     finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
         stop.restore()
         skipped = dataset.summary() if isinstance(dataset, CachedImages) else None
         if skipped:
@@ -578,7 +592,7 @@ def style_target(path: Path, style_size: int) -> torch.Tensor:
 def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Path], run_dir: Path,
                 device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
                 stop_after: int | None = None, checkpoint_every: int | None = None,
-                cuda_graph: bool | None = None) -> Path:
+                cuda_graph: bool | None = None, deterministic: bool = False) -> Path:
     """Train one style network; returns the path of ``model.pt`` (or the checkpoint if stopped).
     Sizes that cannot fit into memory are refused first (:class:`perceptual.memory.TooLarge`)."""
     device = pick_device(device) if not isinstance(device, torch.device) else device
@@ -603,4 +617,4 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
 
     return fit(model, objective.train_step, data, cfg, run_dir=run_dir, meta=meta, val_batch=val, device=device, workers=workers,
                progress=progress, desc=f"style {cfg.style}", stop_after=stop_after,
-               checkpoint_every=checkpoint_every, cuda_graph=cuda_graph)
+               checkpoint_every=checkpoint_every, cuda_graph=cuda_graph, deterministic=deterministic)

@@ -190,9 +190,13 @@ class GraphedStep:
         """Record ``fn()`` into a CUDA graph (nothing runs); its outputs are the graph's. Thread-local
         capture: the data loader's pin-memory thread keeps calling CUDA meanwhile."""
         with torch.cuda.device(self.device):
+            caller = torch.cuda.current_stream()
             self._graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self._graph, capture_error_mode="thread_local"):
-                return fn()
+            try:
+                with torch.cuda.graph(self._graph, capture_error_mode="thread_local"):
+                    return fn()
+            finally:  # older PyTorch (pyproject allows 2.4) leaves the capture's stream current when
+                torch.cuda.set_stream(caller)  # the capture fails; newer ones restore it (graphs.py)
 
     def _abandon(self) -> None:
         """After a failed capture: drop the graph and its memory pool; a device left in an error
