@@ -216,7 +216,8 @@ def test_the_first_steps_gradient_error_is_shown_with_its_scale(tmp_path):
     t = pages.sensitivity_table(path)
     assert [r[t.header.index("gradient error, step 1")] for r in t.rows] == ["0 %", "0.138 %", "0.057 %", "5.83 %"]
     assert t.notes[1].endswith("Float32 runs: at most 0.138 %; bf16, as the fast path runs it, 5.83 %; the "
-                               "gradients of two batches are 80 % apart.")
+                               "gradients of the first and the last of those batches are 80 % apart.")
+    assert "(mean over the first 2 batches)" in t.notes[1]
     assert t.notes[-1].startswith("Rule:")
     older = store.write_table(pd.DataFrame(rows).drop(columns=["grad_error", "batch_spread"]), tmp_path / "old.csv",
                               {"summary": "s", "code_version": "x"})

@@ -193,7 +193,7 @@ def test_fp16_resume_restores_the_gradient_scaler(tmp_path, monkeypatch):
     clean steps here (1 → 2 → 4), so a resumed run with a fresh scaler would end at 2."""
     from perceptual import trainstep
 
-    monkeypatch.setattr(trainstep, "plan", lambda name, device, cuda_graph=None: ("fp16", False))
+    monkeypatch.setattr(trainstep, "plan", lambda name, device, cuda_graph=None, compiled=False: ("fp16", False))
     monkeypatch.setattr(precision, "scaler", lambda device, prec: torch.amp.GradScaler(
         "cpu", init_scale=1.0, growth_interval=3, enabled=prec == "fp16"))
 

@@ -255,7 +255,8 @@ def test_cli_precision_and_cuda_graph_flags(tmp_path, capsys):
     for args, message in ((base + ["--cuda-graph"], "CUDA graphs need a CUDA device"),
                           (base + ["--precision", "fp16"], "fp16 needs a CUDA device"),
                           (sr + ["--cuda-graph"], "CUDA graphs need a CUDA device"),
-                          (sr + ["--precision", "fp16"], "fp16 needs a CUDA device")):
+                          (sr + ["--precision", "fp16"], "fp16 needs a CUDA device"),
+                          (base + ["--compile", "--cuda-graph"], "--compile and --cuda-graph are alternatives")):
         assert cli.main(args + ["--out", str(tmp_path / "refused")]) == 1
         err = capsys.readouterr().err
         assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
@@ -277,7 +278,7 @@ def test_training_goes_on_eagerly_where_an_automatic_graph_cannot_be_captured(tm
             fallback("the training step could not be captured as a CUDA graph (test); training on eagerly")
         return real_trainer(model, step, opt, device, prec)
 
-    monkeypatch.setattr(trainstep, "plan", lambda name, device, cuda_graph=None: ("fp32", cuda_graph is not False))
+    monkeypatch.setattr(trainstep, "plan", lambda name, device, cuda_graph=None, compiled=False: ("fp32", cuda_graph is not False))
     monkeypatch.setattr(trainstep, "trainer", trainer)
     auto = tiny_fit(tmp_path / "auto", square_data, iterations=3)
     assert seen["graph"] is True and seen["fallback"] is not None
@@ -320,8 +321,30 @@ def test_deterministic_training_sets_cudnn_for_the_run_and_restores_it(tmp_path,
         assert seen == [(False, False)] * 2  # autotuning is for CUDA
         assert torch.load(model, weights_only=False)["meta"]["segments"][-1]["deterministic"] is False
         assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, False)
+        torch.backends.cudnn.deterministic = True  # a caller's own: kept for the run, and recorded
+        seen.clear()
+        model = tiny_fit(tmp_path / "c", square_data, iterations=2, step_hook=hook)
+        assert seen == [(False, True)] * 2
+        assert torch.load(model, weights_only=False)["meta"]["segments"][-1]["deterministic"] is True
+        assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, True)
     finally:
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before
+
+
+@pytest.mark.slow
+def test_compiled_training_resumes_bit_identically(tmp_path, square_data, monkeypatch):
+    """--compile: the step through torch.compile (never a CUDA graph), recorded in each segment;
+    a run stopped at 3 and resumed ends at the uninterrupted compiled run's weights, bit for bit."""
+    real, compiled = torch.compile, []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiled.append(fn) or real(fn, **kw))
+    full = tiny_fit(tmp_path / "full", square_data, iterations=6, compile=True)
+    tiny_fit(tmp_path / "r", square_data, iterations=6, stop_after=3, compile=True)
+    resumed = tiny_fit(tmp_path / "r", square_data, iterations=6, compile=True)
+    a, b = (torch.load(p, weights_only=False) for p in (full, resumed))
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert [(seg["iterations"], seg["compiled"], seg["cuda_graph"]) for seg in b["meta"]["segments"]] == [
+        ([0, 3], True, False), ([3, 6], True, False)]
+    assert len(compiled) == 3  # each of the three processes trained a compiled step
 
 
 def test_resume_keeps_the_resuming_optimiser_flags():

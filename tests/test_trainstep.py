@@ -148,6 +148,11 @@ def test_plan_graphs_wherever_they_can_run():
         trainstep.plan("fp16", "cuda", True)
     with pytest.raises(ValueError, match="need a CUDA device, got cpu"):
         trainstep.plan("fp32", "cpu", True)
+    # a compiled step is never captured: no graph by default, and asking for both is refused
+    assert trainstep.plan("bf16", "cuda", None, compiled=True) == ("bf16", False)
+    assert trainstep.plan("fp32", "cpu", None, compiled=True) == ("fp32", False)
+    with pytest.raises(ValueError, match="--compile and --cuda-graph are alternatives"):
+        trainstep.plan("bf16", "cuda", True, compiled=True)
 
 
 def test_graphed_step_needs_a_capturable_optimiser():

@@ -163,7 +163,7 @@ def _cmd_train_style(args) -> int:
     print(f"training {cfg.style} with {cfg.loss.network}; run folder {args.out}")
     print(train_style(cfg, Path(args.style), [Path(d) for d in args.data], Path(args.out), args.device,
                       workers=_workers(args), checkpoint_every=args.checkpoint_every, cuda_graph=args.cuda_graph,
-                      deterministic=args.deterministic))
+                      deterministic=args.deterministic, compile=args.compile))
     return 0
 
 
@@ -180,7 +180,8 @@ def _cmd_train_sr(args) -> int:
     from .superres import train_sr
 
     print(train_sr(cfg, args.method, [Path(d) for d in args.data], Path(args.out), args.device, workers=_workers(args),
-                   checkpoint_every=args.checkpoint_every, cuda_graph=args.cuda_graph, deterministic=args.deterministic))
+                   checkpoint_every=args.checkpoint_every, cuda_graph=args.cuda_graph, deterministic=args.deterministic,
+                   compile=args.compile))
     return 0
 
 
@@ -272,11 +273,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def _training_speed_options(p: argparse.ArgumentParser) -> None:
-    """--device, --precision, --cuda-graph and --deterministic of the training commands."""
+    """--device, --precision, --cuda-graph, --deterministic and --compile of the training commands."""
     p.add_argument("--device")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),  # precision.PRECISIONS
-                   help="default: the config's (auto: bf16 where the device runs it fast — CUDA, "
-                        "AVX512-BF16/AMX CPUs — else fp32); Gram matrices, losses and weights stay fp32")
+                   help="default: the config's (auto: bf16 where the device runs it fast — GPUs of compute "
+                        "capability 8.0 and newer, AVX512-BF16/AMX CPUs — else fp32); Gram matrices, losses and "
+                        "weights stay fp32")
     p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction,
                    help="replay each step as one CUDA graph after three eager ones (CUDA, bf16 or fp32; "
                         "perceptual.trainstep). Default: wherever it can run, going on eagerly with a warning "
@@ -284,6 +286,10 @@ def _training_speed_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deterministic", action="store_true",
                    help="cuDNN's deterministic convolutions instead of autotuned ones (CUDA; slower): a resumed "
                         "run then equals an uninterrupted one bit for bit, as it always does on a CPU")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step (`perceptual bench --compile` measures it: it pays on a "
+                        "CPU, not on a GPU, where the default CUDA graph is faster); compiling takes minutes; "
+                        "not with --cuda-graph")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -322,7 +328,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs are never replaced)")
     s.add_argument("--device")
     s.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),  # precision.INFERENCE_PRECISIONS
-                   help="auto: bf16 where the device runs it fast (CUDA, AVX512-BF16/AMX CPUs), else fp32; "
+                   help="auto: bf16 where the device runs it fast (GPUs of compute capability 8.0 and newer, "
+                        "AVX512-BF16/AMX CPUs), else fp32; "
                         "int8: residual blocks in int8 (CPUs with VNNI; calibrated, ≈ 45–52 dB from fp32)")
     s.add_argument("--tile", type=int, help="process in overlapping tiles of this size (default: only when an "
                                             "image would not fit in memory; not for instance-norm models)")

@@ -159,10 +159,11 @@ PRESETS = {p.name: p for p in (PAPER, REFERENCE)}
 
 
 def in_float32(preset: Preset) -> Preset:
-    """``preset`` trained in float32, as the paper and the authors' code were: the paper does not
-    say, and its code ran Torch7's ``torch.CudaTensor`` (float32; fast-neural-style's
-    ``utils.setup_gpu``). The deviation table's paper and authors' columns, so that a run's
-    resolved precision shows as a difference."""
+    """``preset`` trained in float32: the paper does not say, its released style code ran Torch7's
+    ``torch.CudaTensor`` (float32; fast-neural-style's ``utils.setup_gpu``), and Torch7 had no mixed
+    precision in 2016 — the SR networks, whose code was not released, are taken to be the same. The
+    deviation table's paper and authors' columns, so that a run's resolved precision shows as a
+    difference."""
     return replace(preset, style=replace(preset.style, precision="fp32"), sr=replace(preset.sr, precision="fp32"))
 
 

@@ -291,10 +291,12 @@ def _gradient_note(df) -> str:
     fp32 = (df.transformation_net == "fp32") & (df.loss_net == "fp32") & (df.index > 0)
     fast = df.grad_error[df.variant == "bf16"]
     bf16 = f"; bf16, as the fast path runs it, {_percent(fast.iloc[0])}" if len(fast) else ""
+    from .bench import GRADIENT_BATCHES
+
     return ("Gradient error, step 1: ‖g − g₀‖ / ‖g₀‖ of the transformation network's gradient at the initial "
-            "weights (mean over the first two batches), g₀ the first run's — each perturbation before training "
+            f"weights (mean over the first {GRADIENT_BATCHES} batches), g₀ the first run's — each perturbation before training "
             f"amplifies it. Float32 runs: at most {_percent(df.grad_error[fp32].max())}{bf16}; the gradients of "
-            f"two batches are {_percent(df.batch_spread.iloc[0])} apart.")
+            f"the first and the last of those batches are {_percent(df.batch_spread.iloc[0])} apart.")
 
 
 def bench_runs(files: list[Path]) -> list[Table]:

@@ -174,7 +174,7 @@ def sr_loss(cfg: SRConfig, method: str, net: nn.Module | None):
 def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Path,
              device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
              stop_after: int | None = None, checkpoint_every: int | None = None, subset: int = 0,
-             cuda_graph: bool | None = None, deterministic: bool = False) -> Path:
+             cuda_graph: bool | None = None, deterministic: bool = False, compile: bool = False) -> Path:
     """Train ``method`` ∈ {pixel, feat, srcnn} with the shared resumable loop, on ``subset``
     training photos (:func:`training_subset`, seeded by ``cfg.seed``; 0 = all; the photos used are
     listed in ``train_files.txt`` in the run folder). The patch must be a multiple of the factor;
@@ -185,7 +185,7 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
         raise ValueError(f"patch {cfg.patch} is not a multiple of the factor {cfg.factor} "
                          f"(try {cfg.patch - cfg.patch % cfg.factor} or {cfg.patch - cfg.patch % cfg.factor + cfg.factor})")
     device = device if isinstance(device, torch.device) else pick_device(device)
-    prec, _ = trainstep.plan(cfg.precision, device, cuda_graph)  # refused before anything loads or is written
+    prec, _ = trainstep.plan(cfg.precision, device, cuda_graph, compile)  # refused before anything loads or is written
     cfg = replace(cfg, loss="pixel" if method in ("pixel", "srcnn") else "feat")
     memory.check(memory.sr_training_bytes(method, cfg.factor, cfg.patch, cfg.batch_size,
                                           cfg.network if cfg.loss == "feat" else None, cfg.feature_layer),
@@ -212,7 +212,7 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
     return fit(model, sr_loss(cfg, method, net), data, cfg, run_dir=run_dir, meta=meta, val_batch=val_hr,
                device=device, workers=workers, progress=progress, desc=f"SR ×{cfg.factor} {method}",
                stop_after=stop_after, checkpoint_every=checkpoint_every, cuda_graph=cuda_graph,
-               deterministic=deterministic)
+               deterministic=deterministic, compile=compile)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -385,7 +385,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         dataset: Dataset, cfg, *, run_dir: Path, meta: dict, val_batch: torch.Tensor | None = None,
         device: torch.device | None = None, workers: int = 0, progress: bool = True, desc: str = "train",
         stop_after: int | None = None, sync_every: int = 50, checkpoint_every: int | None = None,
-        cuda_graph: bool | None = None, deterministic: bool = False) -> Path:
+        cuda_graph: bool | None = None, deterministic: bool = False, compile: bool = False) -> Path:
     """Train ``model`` with Adam on ``step``'s ``"total"``; resumable from ``run_dir``.
 
     ``cfg`` supplies iterations, batch_size, lr, seed, checkpoint_every, val_every and precision (a
@@ -396,7 +396,10 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
     ``cuda_graph``: after three eager iterations, each step is one replayed CUDA graph
     (:mod:`perceptual.trainstep`; CUDA, bf16 or fp32; the same kernels, so not part of the identity);
     ``None``: wherever one can run, going on eagerly (logged, recorded) if the step cannot be captured.
-    ``deterministic``: cuDNN's deterministic convolutions instead of autotuned ones (CUDA; slower).
+    ``deterministic``: cuDNN's deterministic convolutions instead of autotuned ones (CUDA; slower),
+    also where the caller has set ``torch.backends.cudnn.deterministic`` (kept, recorded).
+    ``compile``: ``step`` through ``torch.compile`` (no CUDA graph then; compiling takes minutes on a
+    CPU): what ``perceptual bench --compile`` measures; recorded per segment.
     Autotuning picks kernels per process, and some are not bit-reproducible, so on CUDA a resumed
     run equals an uninterrupted one bit for bit only with it; on a CPU it always does.
     Returns ``model.pt`` when finished, else the checkpoint. Ctrl-C / SIGTERM write a checkpoint
@@ -406,7 +409,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         cfg = replace(cfg, checkpoint_every=checkpoint_every)
     iterations, seed = cfg.iterations, cfg.seed
     device = device or pick_device()
-    prec, graph = trainstep.plan(cfg.precision, device, cuda_graph)  # refused before anything is made
+    prec, graph = trainstep.plan(cfg.precision, device, cuda_graph, compile)  # refused before anything is made
     files = RunFiles(Path(run_dir))
     if files.root.exists() and not files.root.is_dir():
         raise NotADirectoryError(f"{files.root}: is a file; the run folder (--out) must be a folder")
@@ -456,6 +459,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
                 save_model()
                 log.info("wrote %s from the final checkpoint", files.model)
             return files.model
+        deterministic = deterministic or cudnn[1]  # asked for, or already set by the caller
         # fixed sizes: autotune the convolutions once, unless asked for reproducible ones
         torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
         torch.backends.cudnn.deterministic = deterministic
@@ -467,7 +471,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         pending: list[tuple[int, torch.Tensor]] = []  # (iteration, stacked loss terms on the device)
         names: list[str] = []
         last: dict[str, float] = {}
-        train_step = trainstep.trainer(model, step, opt, device, prec, graph,  # auto only: asked for fails loudly
+        train_step = trainstep.trainer(model, torch.compile(step) if compile else step, opt, device, prec, graph,
+                                       # a fallback for an automatic graph only: one asked for fails loudly
                                        fallback=log.warning if cuda_graph is None else None)
         scaler = getattr(train_step, "scaler", None)  # fp16's gradient scaler (eager steps only)
         scaler = scaler if scaler is not None and scaler.is_enabled() else None
@@ -481,7 +486,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             replayed = isinstance(train_step, trainstep.GraphedStep) and train_step.input is not None
             meta["segments"] = earlier + [{"iterations": [start, done], "device": str(device), "hardware": machine,
                                            "precision": prec, "cuda_graph": replayed,
-                                           "deterministic": deterministic}]
+                                           "deterministic": deterministic, "compiled": compile}]
 
         def flush() -> None:
             """Read the pending loss terms back (one host sync), log them, stop on NaN/inf."""
@@ -592,11 +597,11 @@ def style_target(path: Path, style_size: int) -> torch.Tensor:
 def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Path], run_dir: Path,
                 device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
                 stop_after: int | None = None, checkpoint_every: int | None = None,
-                cuda_graph: bool | None = None, deterministic: bool = False) -> Path:
+                cuda_graph: bool | None = None, deterministic: bool = False, compile: bool = False) -> Path:
     """Train one style network; returns the path of ``model.pt`` (or the checkpoint if stopped).
     Sizes that cannot fit into memory are refused first (:class:`perceptual.memory.TooLarge`)."""
     device = pick_device(device) if not isinstance(device, torch.device) else device
-    prec, _ = trainstep.plan(cfg.precision, device, cuda_graph)  # refused before the loss network loads
+    prec, _ = trainstep.plan(cfg.precision, device, cuda_graph, compile)  # refused before the loss network loads
     layers = cfg.loss.content_layers + cfg.loss.style_layers
     deepest = max(layers, key=layer_names(SOURCES[cfg.loss.network].depth).index)
     memory.check(memory.style_training_bytes(asdict(cfg.net), cfg.loss.network, deepest, cfg.image_size,
@@ -617,4 +622,5 @@ def train_style(cfg: StyleTrainConfig, style_file: Path, train_dirs: Sequence[Pa
 
     return fit(model, objective.train_step, data, cfg, run_dir=run_dir, meta=meta, val_batch=val, device=device, workers=workers,
                progress=progress, desc=f"style {cfg.style}", stop_after=stop_after,
-               checkpoint_every=checkpoint_every, cuda_graph=cuda_graph, deterministic=deterministic)
+               checkpoint_every=checkpoint_every, cuda_graph=cuda_graph, deterministic=deterministic,
+               compile=compile)

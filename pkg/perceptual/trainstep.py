@@ -51,12 +51,19 @@ def check(device: torch.device | str, prec: str) -> None:
         raise ValueError(reason)
 
 
-def plan(name: str, device: torch.device | str, cuda_graph: bool | None = None) -> tuple[str, bool]:
+def plan(name: str, device: torch.device | str, cuda_graph: bool | None = None, compiled: bool = False
+         ) -> tuple[str, bool]:
     """(precision, graph) of a training run: the config's precision resolved for ``device``
     (:func:`perceptual.precision.resolve`), and whether its step is replayed as a CUDA graph —
     ``None`` (auto): wherever one can run; ``True``: asked for, refused with the reason where it
-    cannot; ``False``: eager."""
+    cannot; ``False``: eager. A ``compiled`` step (``torch.compile``) is never captured: the two are
+    alternatives (on an H100 the graph is the faster, on a CPU only compiling applies)."""
     prec = precision.resolve(name, device)
+    if compiled:
+        if cuda_graph:
+            raise ValueError("--compile and --cuda-graph are alternatives (a compiled step is not captured as a "
+                             "CUDA graph); choose one")
+        return prec, False
     if cuda_graph is None:
         return prec, _refusal(device, prec) is None
     if cuda_graph:
