@@ -39,6 +39,20 @@ def _rows(device: str, hardware: str, train: dict, infer: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).assign(device=device, hardware=hardware)
 
 
+def test_the_inference_table_keeps_the_bench_order(tmp_path):
+    """Paths in the order the bench ran them (as trained, fast fp32, reduced precision, compiled,
+    ONNX), not sorted by name; one cell per size: seconds · speed-up · PSNR."""
+    from perceptual import pages
+
+    order = ["eager-fp32", "fast-fp32", "fast-bf16", "compiled-bf16", "onnxruntime-fp32"]
+    frame = _rows("cpu", "2-core CPU", {("style-256-b4", "eager-fp32"): (0.2, 1.0, 1.0)},
+                  {(f"style-{size}", v): (0.1 * (k + 1), 1.0, 50.0) for size in (256, 512) for k, v in enumerate(order)})
+    table = store.write_table(frame.assign(final_loss=1.0), tmp_path / "bench.csv", {"summary": "s"})
+    infer = pages.bench_tables(table)[-1]
+    assert [r[0] for r in infer.rows] == order and infer.header == ["path", "256²", "512²"]
+    assert infer.rows[1][1] == "0.200 s · 1.00× · 50.0 dB"
+
+
 def test_targets_judged_by_the_stated_rules():
     from perceptual import bench
 

@@ -211,7 +211,7 @@ def bench_tables(path: Path) -> list[Table]:
     cells = rows.assign(cell=[f"{number(r.seconds)} s · {r.speedup:.2f}× · "
                               f"{'identical' if r.psnr_vs_fp32 == float('inf') else f'{r.psnr_vs_fp32:.1f} dB'}"
                               for r in rows.itertuples()])
-    infer = cells.pivot(index="variant", columns="size", values="cell")
+    infer = cells.pivot(index="variant", columns="size", values="cell").reindex(rows.variant.unique())  # bench order
     infer.columns = [f"{int(size)}²" for size in infer.columns]
     infer = infer.reset_index().rename(columns={"variant": "path"})
     return [targets, train, table(infer, caption="Inference: seconds per image · speed-up over the network as "
