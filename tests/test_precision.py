@@ -46,6 +46,23 @@ def test_auto_precision_on_cuda_asks_the_given_device_for_native_bf16(monkeypatc
     assert asked == [torch.device("cuda:1")]
 
 
+def test_cudnn_is_autotuned_on_cuda_unless_deterministic_and_restored():
+    """One rule for every fixed-size run (fit, the bench, the sensitivity run): autotuning on CUDA
+    only, never together with deterministic algorithms; the caller's flags come back."""
+    cudnn = torch.backends.cudnn
+    before = cudnn.benchmark, cudnn.deterministic
+    try:
+        cudnn.benchmark, cudnn.deterministic = False, True  # a caller's own
+        for device, deterministic, expected in (("cuda", False, (True, False)), ("cuda:1", True, (False, True)),
+                                                ("cpu", False, (False, False)), ("cpu", True, (False, True))):
+            previous = precision.set_cudnn(device, deterministic)
+            assert (cudnn.benchmark, cudnn.deterministic) == expected
+            precision.restore_cudnn(previous)
+            assert (cudnn.benchmark, cudnn.deterministic) == (False, True)
+    finally:
+        cudnn.benchmark, cudnn.deterministic = before
+
+
 def test_gram_and_losses_stay_fp32_under_autocast():
     torch.manual_seed(0)
     f = torch.randn(2, 8, 5, 5)

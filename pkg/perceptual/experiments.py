@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from . import bench, data, demo, gatys, images, paths, store
+from . import bench, data, demo, gatys, images, paths, precision, store
 from .config import PAPER, STYLES, GatysConfig
 from .inference import inference_model, run
 from .objective import Objective
@@ -483,12 +483,11 @@ def speed_sensitivity(ctx: Context, tiny: bool = False, progress: bool = True, s
     sizes = TINY if tiny else BENCH
     sizes = replace(sizes, iterations=iterations) if iterations else sizes
     size = size or (sizes.style_size if tiny else SENSITIVITY_SIZE)
-    cudnn = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = ctx.device.type == "cuda", False
+    cudnn = precision.set_cudnn(ctx.device, deterministic=ctx.device.type == "cuda")
     try:
         return _sensitivity(ctx, sizes, size, tiny, progress)
     finally:
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+        precision.restore_cudnn(cudnn)
 
 
 def _sensitivity(ctx: Context, sizes: BenchSizes, size: int, tiny: bool, progress: bool) -> Path:
@@ -527,7 +526,7 @@ def speed_bench(ctx: Context, tiny: bool = False, compile: bool = False, progres
 
     p, sizes, device = ctx.profile, TINY if tiny else BENCH, ctx.device
     prec = resolve("auto", device)
-    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed sizes: autotuned, as train.fit does
+    precision.set_cudnn(device)  # fixed sizes: autotuned on CUDA, as train.fit does
     train_files = _train_files(ctx)
     cfg, net, style, style_net, batches = _style_training(ctx, sizes.style_size, sizes, train_files)
     style_step = Objective(net, cfg.loss, style).train_step

@@ -223,14 +223,18 @@ def bench_tables(path: Path) -> list[Table]:
                                       if (rows.variant == "fast-int8").any() else []))]
 
 
+def _float32_runs(df):
+    """The sensitivity rows perturbed in float32 only (not the first, the reference)."""
+    return (df.transformation_net == "fp32") & (df.loss_net == "fp32") & (df.index > 0)
+
+
 def _noise_verdict(df, ratio, iterations: int) -> str:
     """The sensitivity rule on one column of loss ratios: the noise is the largest move of the
     float32 runs; the loss agreement resolves a precision only where that noise is within it."""
     from . import bench
 
     move = (ratio - 1).abs()
-    fp32 = (df.transformation_net == "fp32") & (df.loss_net == "fp32") & (df.index > 0)
-    noise, limit = move[fp32].max(), bench.LOSS_AGREEMENT
+    noise, limit = move[_float32_runs(df)].max(), bench.LOSS_AGREEMENT
     fast = move[df.variant == "bf16"]
     bf16 = f"; bf16, as the fast path runs it, moved it by {100 * fast.iloc[0]:.1f} %" if len(fast) else ""
     placed = ratio[(df.transformation_net == "bf16") | (df.loss_net == "bf16")] - 1  # bf16 anywhere
@@ -288,14 +292,13 @@ def _percent(value: float) -> str:
 
 def _gradient_note(df) -> str:
     """What the first step's gradient error says: each perturbation before training amplifies it."""
-    fp32 = (df.transformation_net == "fp32") & (df.loss_net == "fp32") & (df.index > 0)
-    fast = df.grad_error[df.variant == "bf16"]
-    bf16 = f"; bf16, as the fast path runs it, {_percent(fast.iloc[0])}" if len(fast) else ""
     from .bench import GRADIENT_BATCHES
 
+    fast = df.grad_error[df.variant == "bf16"]
+    bf16 = f"; bf16, as the fast path runs it, {_percent(fast.iloc[0])}" if len(fast) else ""
     return ("Gradient error, step 1: ‖g − g₀‖ / ‖g₀‖ of the transformation network's gradient at the initial "
             f"weights (mean over the first {GRADIENT_BATCHES} batches), g₀ the first run's — each perturbation before training "
-            f"amplifies it. Float32 runs: at most {_percent(df.grad_error[fp32].max())}{bf16}; the gradients of "
+            f"amplifies it. Float32 runs: at most {_percent(df.grad_error[_float32_runs(df)].max())}{bf16}; the gradients of "
             f"the first and the last of those batches are {_percent(df.batch_spread.iloc[0])} apart.")
 
 

@@ -123,6 +123,22 @@ class Autocast(torch.nn.Module):
             return self.net(x).float()
 
 
+def set_cudnn(device: torch.device | str, deterministic: bool = False) -> tuple[bool, bool]:
+    """cuDNN for a run at fixed sizes on ``device``: autotuned convolutions on CUDA (the fastest,
+    chosen per process, not all bit-reproducible), or its deterministic ones where
+    ``deterministic`` (slower; the same bits every run). Returns the previous (benchmark,
+    deterministic) flags, for :func:`restore_cudnn`."""
+    previous = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    torch.backends.cudnn.benchmark = torch.device(device).type == "cuda" and not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    return previous
+
+
+def restore_cudnn(previous: tuple[bool, bool]) -> None:
+    """Put back the flags :func:`set_cudnn` returned."""
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous
+
+
 def scaler(device: torch.device | str, precision: str) -> torch.amp.GradScaler:
     """A gradient scaler, enabled for fp16 only (bf16 has fp32's range)."""
     device = torch.device(device)

@@ -397,11 +397,12 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
     (:mod:`perceptual.trainstep`; CUDA, bf16 or fp32; the same kernels, so not part of the identity);
     ``None``: wherever one can run, going on eagerly (logged, recorded) if the step cannot be captured.
     ``deterministic``: cuDNN's deterministic convolutions instead of autotuned ones (CUDA; slower),
-    also where the caller has set ``torch.backends.cudnn.deterministic`` (kept, recorded).
+    also where the caller has set ``torch.backends.cudnn.deterministic`` (kept, recorded; the
+    caller's flags are restored at the end). Autotuning picks kernels per process, and some are not
+    bit-reproducible, so on CUDA a resumed run equals an uninterrupted one bit for bit only with it;
+    on a CPU it always does.
     ``compile``: ``step`` through ``torch.compile`` (no CUDA graph then; compiling takes minutes on a
     CPU): what ``perceptual bench --compile`` measures; recorded per segment.
-    Autotuning picks kernels per process, and some are not bit-reproducible, so on CUDA a resumed
-    run equals an uninterrupted one bit for bit only with it; on a CPU it always does.
     Returns ``model.pt`` when finished, else the checkpoint. Ctrl-C / SIGTERM write a checkpoint
     and raise :class:`TrainingInterrupted`; a second process on the same folder gets :class:`RunBusy`.
     """
@@ -421,7 +422,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     stop = StopRequest().install()
-    cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic  # restored at the end
+    deterministic = deterministic or torch.backends.cudnn.deterministic  # asked for, or set by the caller
+    cudnn = precision.set_cudnn(device, deterministic)  # fixed sizes: autotuned on CUDA unless deterministic
     try:
         for stale in store.remove_stale_temporaries(files.root):
             log.info("removed %s (left by an interrupted write)", stale)
@@ -459,10 +461,6 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
                 save_model()
                 log.info("wrote %s from the final checkpoint", files.model)
             return files.model
-        deterministic = deterministic or cudnn[1]  # asked for, or already set by the caller
-        # fixed sizes: autotune the convolutions once, unless asked for reproducible ones
-        torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
-        torch.backends.cudnn.deterministic = deterministic
         loader = DataLoader(dataset, batch_sampler=IterationSampler(len(dataset), cfg.batch_size, seed, start, iterations),
                             num_workers=workers, pin_memory=device.type == "cuda",
                             prefetch_factor=4 if workers else None)  # decoded photos are cached per worker
@@ -474,8 +472,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
         train_step = trainstep.trainer(model, torch.compile(step) if compile else step, opt, device, prec, graph,
                                        # a fallback for an automatic graph only: one asked for fails loudly
                                        fallback=log.warning if cuda_graph is None else None)
-        scaler = getattr(train_step, "scaler", None)  # fp16's gradient scaler (eager steps only)
-        scaler = scaler if scaler is not None and scaler.is_enabled() else None
+        eager_fp16 = isinstance(train_step, trainstep.EagerStep) and train_step.scaler.is_enabled()
+        scaler = train_step.scaler if eager_fp16 else None  # fp16's gradient scaler, checkpointed
         if scaler is not None and scaler_state:
             scaler.load_state_dict(scaler_state)  # its scale and growth count: resumed fp16 steps scale alike
         earlier, machine = meta["segments"], store.machine_label(store.hardware(device))
@@ -543,7 +541,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             save_model()
         return files.model if files.model.is_file() else files.checkpoint
     finally:
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
+        precision.restore_cudnn(cudnn)
         stop.restore()
         skipped = dataset.summary() if isinstance(dataset, CachedImages) else None
         if skipped:
