@@ -20,7 +20,7 @@ def _isolated_env(tmp_path_factory):
         for var in ("PERCEPTUAL_DATA_ROOT", "PERCEPTUAL_PROFILE", "PERCEPTUAL_VGG16_URL",
                     "PERCEPTUAL_VGG16_CAFFE_URL", "PERCEPTUAL_VGG19_URL", "LOSS_NETWORK"):
             mp.delenv(var, raising=False)
-        from perceptual import vgg
+        from perceptual.method import vgg
 
         vgg._convs.cache_clear()
         yield

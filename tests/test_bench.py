@@ -2,7 +2,8 @@
 import pandas as pd
 import pytest
 
-from perceptual import cli, paths, store
+from perceptual import cli
+from perceptual.core import paths, store
 
 TRAIN_COLUMNS = {"kind", "case", "variant", "precision", "channels_last", "iterations", "its_per_s", "seconds",
                  "speedup", "final_loss", "loss_ratio", "early_loss", "device", "hardware"}
@@ -42,7 +43,7 @@ def _rows(device: str, hardware: str, train: dict, infer: dict) -> pd.DataFrame:
 def test_the_inference_table_keeps_the_bench_order(tmp_path):
     """Paths in the order the bench ran them (as trained, fast fp32, reduced precision, compiled,
     ONNX), not sorted by name; one cell per size: seconds · speed-up · PSNR."""
-    from perceptual import pages
+    from perceptual.book import pages
 
     order = ["eager-fp32", "fast-fp32", "fast-bf16", "compiled-bf16", "onnxruntime-fp32"]
     frame = _rows("cpu", "2-core CPU", {("style-256-b4", "eager-fp32"): (0.2, 1.0, 1.0)},
@@ -54,7 +55,7 @@ def test_the_inference_table_keeps_the_bench_order(tmp_path):
 
 
 def test_targets_judged_by_the_stated_rules():
-    from perceptual import bench
+    from perceptual.study import bench
 
     cpu = _rows("cpu", "2-core CPU", {
         ("style-256-b4", "eager-fp32"): (0.2, 1.0, 1.0), ("style-256-b4", "fast-bf16"): (0.42, 2.1, 1.02),
@@ -76,7 +77,7 @@ def test_targets_judged_by_the_stated_rules():
 
 @pytest.mark.parametrize("graphed_early, met, best", [(1_000_500.0, True, "graphed-bf16"), (1_100_000.0, False, "fast-bf16")])
 def test_a_graphed_row_counts_only_if_it_trains_like_the_fast_path(graphed_early, met, best):
-    from perceptual import bench
+    from perceptual.study import bench
 
     gpu = _rows("cuda:0", "H100", {
         ("style-256-b4", "eager-fp32"): (50.0, 1.0, 1.0), ("style-256-b4", "fast-bf16"): (62.0, 1.24, 0.99),
@@ -88,7 +89,8 @@ def test_a_graphed_row_counts_only_if_it_trains_like_the_fast_path(graphed_early
 
 
 def test_publish_bench_names_the_run_and_keeps_the_recorded_version(tmp_path, monkeypatch):
-    from perceptual import book, published
+    from perceptual.book import site as book
+    from perceptual.study import published
 
     monkeypatch.setattr(paths, "published_dir", lambda: tmp_path / "published")
     table = store.write_table(_rows("cuda", "NVIDIA H100 80GB HBM3", {("style-256-b4", "fast-bf16"): (80.0, 1.5, 1.0)},
@@ -104,7 +106,8 @@ def test_publish_bench_names_the_run_and_keeps_the_recorded_version(tmp_path, mo
 
 
 def test_a_published_sensitivity_table_is_shown_apart_from_the_bench_runs(tmp_path, monkeypatch):
-    from perceptual import pages, published
+    from perceptual.book import pages
+    from perceptual.study import published
 
     monkeypatch.setattr(paths, "published_dir", lambda: tmp_path / "published")
     rows = [{"variant": v, "transformation_net": p, "loss_net": p, "channels_last": cl, "iterations": 20,
@@ -128,7 +131,7 @@ def test_a_published_sensitivity_table_is_shown_apart_from_the_bench_runs(tmp_pa
 def test_runs_on_one_machine_side_by_side(tmp_path):
     """pages.bench_runs: one target column per run, judged; each run's headline numbers, CPU
     iterations/s to three significant figures (a CPU step takes seconds)."""
-    from perceptual import pages
+    from perceptual.book import pages
 
     def run(name: str, created: str, fast_512: tuple[str, float, float], graphed: dict | None = None) -> object:
         frame = _rows("cpu", "2-core CPU", {
@@ -157,7 +160,7 @@ def test_first_gradient_is_the_hand_computed_gradient():
     rounds the product's inputs (8 significant bits), so it lands near, not on, it."""
     import torch
 
-    from perceptual import bench
+    from perceptual.study import bench
 
     batch = torch.full((2, 3, 4, 4), 255, dtype=torch.uint8)  # (B, C, H, W)
     batch[0, :, 0, 0] = 1  # Σ x_c = 31 · 255 + 1 = 7906: 13 significant bits, more than bf16 holds
@@ -180,7 +183,7 @@ def test_first_gradient_is_the_hand_computed_gradient():
 
 @pytest.mark.slow
 def test_tiny_sensitivity_writes_one_row_per_perturbation(monkeypatch):
-    from perceptual import bench
+    from perceptual.study import bench
 
     monkeypatch.setenv("DEVICE", "cpu")
     assert cli.main(["bench", "--profile", "demo", "--tiny", "--sensitivity", "-q"]) == 0

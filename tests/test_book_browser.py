@@ -44,7 +44,7 @@ def _screenshots(html: Path) -> Path:
     env = os.environ.get("PERCEPTUAL_BOOK_SCREENSHOTS", "").strip()
     if env:
         return Path(env)
-    marker = html.parent / "profile.txt"  # written by perceptual.book.build
+    marker = html.parent / "profile.txt"  # written by perceptual.book.site.build
     profile = marker.read_text().strip() if marker.is_file() else "unknown"
     return html.parents[2] / "results" / profile / "screenshots"
 

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from perceptual import claims, published, store
-from perceptual.transformer import SRNet
+from perceptual.study import claims, published
+from perceptual.core import store
+from perceptual.method.transformer import SRNet
 
 
 def _objective(net_values: dict[int, float]) -> pd.DataFrame:
@@ -99,7 +100,7 @@ def test_publish_then_compare(results, tmp_path):
         "Set5_a_x4_hr.png", "Set5_a_x4_pixel.png", "Set5_b_x4_hr.png"]
     saved = torch.load(dst / "models/sr-x4-pixel-abc/model.pt", weights_only=False)
     assert all(v.dtype == torch.float16 for v in saved["model"].values() if v.is_floating_point())
-    from perceptual.train import load_model
+    from perceptual.method.train import load_model
 
     loaded, _ = load_model(dst / "models/sr-x4-pixel-abc/model.pt")  # fp16 weights load into the fp32 network
     assert next(loaded.parameters()).dtype == torch.float32

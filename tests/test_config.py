@@ -3,7 +3,9 @@ import dataclasses
 
 import pytest
 
-from perceptual import book, config, profiles
+from perceptual.book import site as book
+from perceptual.core import config
+from perceptual.study import profiles
 
 
 def test_every_default_names_its_source():
@@ -42,7 +44,7 @@ def test_deviation_table_is_generated():
 
 
 def test_deviation_table_against_eq4_as_printed_and_the_runs_values():
-    from perceptual import experiments
+    from perceptual.study import experiments
 
     rows = config.deviations(config.as_printed(), config.REFERENCE, names=("paper", "reference")).set_index("setting")
     assert rows.loc["style.loss.gram_norm", "paper"] == "paper" and rows.loc["style.loss.gram_norm", "reference"] == "reference"
@@ -52,7 +54,7 @@ def test_deviation_table_against_eq4_as_printed_and_the_runs_values():
     assert run.gatys.iterations == ctx.profile.fig5_iterations == 100  # the profile's L-BFGS count, not 500
     assert run.style.loss.tv_weight == run.gatys.loss.tv_weight == 1e-5  # la_muse's per-style λ_TV
     assert run.style.loss.gram_norm == "reference"
-    from perceptual.precision import resolve
+    from perceptual.runtime.precision import resolve
 
     table = config.deviations(config.as_printed(), config.in_float32(config.REFERENCE), run,
                               names=("paper", "reference", "run")).set_index("setting")
@@ -123,7 +125,8 @@ def test_check_html(tmp_path):
 
 
 def test_runners_use_the_authors_per_style_weights():
-    from perceptual import demo, experiments
+    from perceptual.core import demo
+    from perceptual.study import experiments
 
     ctx = experiments.Context.create(profiles.get("small", gpu=False), "cpu")
     cfg = experiments.style_config(ctx, "styles/fast-neural-style/starry_night.jpg")

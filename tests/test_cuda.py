@@ -7,8 +7,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from perceptual import demo, objective, superres, train
-from perceptual.config import PAPER
+from perceptual.core import demo
+from perceptual.method import objective, superres, train
+from perceptual.core.config import PAPER
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

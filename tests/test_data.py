@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from perceptual import data, demo, paths
+from perceptual.core import data, demo, paths
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

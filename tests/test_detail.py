@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from perceptual import detail
+from perceptual.evaluation import detail
 
 
 def _stripes(period: float, size: int = 128, angle: float = 0.0) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from perceptual import estimate, profiles
-from perceptual.vgg import layer_names
+from perceptual.study import estimate, profiles
+from perceptual.method.vgg import layer_names
 
 
 def test_vgg16_forward_flops_match_the_formula_by_hand():

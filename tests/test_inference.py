@@ -5,8 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from perceptual import cli, demo, export, images, inference, metrics, precision, store
-from perceptual.transformer import InstanceNorm, SRNet, StyleNet
+from perceptual import cli
+from perceptual.core import demo, images, store
+from perceptual.tools import export
+from perceptual.runtime import inference, precision
+from perceptual.evaluation import metrics
+from perceptual.method.transformer import InstanceNorm, SRNet, StyleNet
 
 
 def calibrated(model: nn.Module) -> nn.Module:

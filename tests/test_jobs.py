@@ -45,7 +45,7 @@ def by_name(outcomes: list[jobs.Outcome]) -> dict[str, jobs.Outcome]:
 def test_training_jobs_names_and_run_folders_of_the_paper_profile(tmp_path):
     import torch
 
-    from perceptual import experiments
+    from perceptual.study import experiments
 
     ctx = experiments.Context(profiles.get("paper", gpu=True), torch.device("cpu"), tmp_path)
     found = jobs.training_jobs(ctx)
@@ -96,7 +96,7 @@ def test_reproduce_builds_only_after_every_job_and_not_after_a_failure(tmp_path,
         built.append((name, sorted(p.parent.name for p in tmp_path.glob("*/model.pt")), len(calls(tmp_path))))
         return 0
 
-    monkeypatch.setattr("perceptual.book.reproduce", fake_book)
+    monkeypatch.setattr("perceptual.book.site.reproduce", fake_book)
     monkeypatch.setattr(jobs, "training_jobs", lambda ctx: make_jobs(tmp_path, ["p", "q", "r"]))
     assert jobs.reproduce("demo", gpus=GPUS, runner=fake_train) == 0
     assert built == [("demo", ["p", "q", "r"], 3)]  # the build saw every model, after every job

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from perceptual import losses
+from perceptual.method import losses
 
 
 def test_feature_loss_by_hand():

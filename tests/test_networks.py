@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from perceptual.transformer import SRCNN, SRNet, StyleNet, count_parameters
+from perceptual.method.transformer import SRCNN, SRNet, StyleNet, count_parameters
 
 
 def _shapes(model, x, modules):

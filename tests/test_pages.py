@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from perceptual import book, experiments, pages, profiles, store
+from perceptual.book import site as book, pages
+from perceptual.study import experiments, profiles
+from perceptual.core import store
 
 
 @pytest.mark.parametrize("value, text", [

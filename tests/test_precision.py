@@ -9,10 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from perceptual import demo, images, losses, precision, train
-from perceptual.config import PAPER
-from perceptual.resize import cubic, imresize, weights
-from perceptual.transformer import StyleNet
+from perceptual.core import demo, images
+from perceptual.method import losses, train
+from perceptual.runtime import precision
+from perceptual.core.config import PAPER
+from perceptual.core.resize import cubic, imresize, weights
+from perceptual.method.transformer import StyleNet
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -126,7 +128,7 @@ def test_imresize_matches_pil_antialiased_bicubic_inside(factor):
 
 
 def test_degrade_is_blur_then_matlab_resize_rounded():
-    from perceptual import superres
+    from perceptual.method import superres
 
     hr = torch.rand(1, 3, 32, 32) * 255
     lr = superres.degrade(hr, 4)
@@ -145,7 +147,7 @@ def _tiny(**kw):
 
 def _data():
     root = demo.materialize()
-    from perceptual.data import list_images
+    from perceptual.core.data import list_images
 
     return train.SquareImages(list_images(root / "train/demo"), 48, "warp")
 
@@ -208,7 +210,7 @@ def test_fp16_resume_restores_the_gradient_scaler(tmp_path, monkeypatch):
     gradient scaler's scale and growth count in the checkpoint: a run stopped at 3 and resumed
     ends with the uninterrupted run's scaler and weights. The scaler doubles its scale every 3
     clean steps here (1 → 2 → 4), so a resumed run with a fresh scaler would end at 2."""
-    from perceptual import trainstep
+    from perceptual.runtime import trainstep
 
     monkeypatch.setattr(trainstep, "plan", lambda name, device, cuda_graph=None, compiled=False: ("fp16", False))
     monkeypatch.setattr(precision, "scaler", lambda device, prec: torch.amp.GradScaler(

@@ -1,4 +1,4 @@
-"""int8 inference (perceptual.quantization): the quantizer by hand, the int8 convolution against
+"""int8 inference (perceptual.runtime.quantization): the quantizer by hand, the int8 convolution against
 float64 arithmetic on the same integers, calibration, which layers change, and the whole network
 against float32 on a real photograph."""
 import copy
@@ -8,8 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perceptual import cli, demo, images, inference, metrics, precision, quantization
-from perceptual.transformer import SRNet, StyleNet
+from perceptual import cli
+from perceptual.core import demo, images
+from perceptual.runtime import inference, precision, quantization
+from perceptual.evaluation import metrics
+from perceptual.method.transformer import SRNet, StyleNet
 
 needs_int8 = pytest.mark.skipif(not precision.int8_kernels(), reason="this PyTorch has no oneDNN int8 kernels")
 
@@ -88,8 +91,8 @@ def test_trained_network_in_int8_close_to_fp32_on_a_photograph():
     """The published La Muse network (committed, fp16 weights) on a photograph that is not a
     calibration image: int8 above the benchmark's 40 dB bar against float32 (52.7 dB here), and
     not bf16 in disguise (bf16 alone: 57.8 dB)."""
-    from perceptual import paths
-    from perceptual.train import load_model
+    from perceptual.core import paths
+    from perceptual.method.train import load_model
 
     path = paths.published_dir() / "cpu" / "models" / "style-la_muse-fce84ea96d" / "model.pt"
     net, meta = load_model(path)

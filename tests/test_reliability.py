@@ -16,9 +16,15 @@ import pytest
 import torch
 from PIL import Image
 
-from perceptual import book, cli, data, memory, paths, profiles, store, stylize, superres, train, trainstep
-from perceptual.config import PAPER
-from perceptual.transformer import SRNet, StyleNet
+from perceptual.book import site as book
+from perceptual import cli
+from perceptual.core import data, paths, store
+from perceptual.method import memory, superres, train
+from perceptual.study import profiles
+from perceptual.tools import stylize
+from perceptual.runtime import trainstep
+from perceptual.core.config import PAPER
+from perceptual.method.transformer import SRNet, StyleNet
 
 PKG = Path(__file__).resolve().parents[1] / "pkg"
 
@@ -437,7 +443,7 @@ def test_bad_training_and_validation_images_are_skipped_alike_and_warned_once(tm
     corrupt(folder / "a_bad.jpg")  # first: a training image
     corrupt(folder / "z_bad.jpg")  # last: held out for validation
     cfg = replace(PAPER.sr, patch=16, iterations=6, batch_size=2, checkpoint_every=6, val_every=3, val_images=2)
-    with caplog.at_level(logging.WARNING, logger="perceptual.train"):
+    with caplog.at_level(logging.WARNING, logger="perceptual.method.train"):
         path = superres.train_sr(cfg, "pixel", [folder], tmp_path / "run", "cpu", progress=False)
     assert path.name == "model.pt"
     warnings = [r.getMessage() for r in caplog.records]

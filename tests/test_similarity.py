@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from perceptual import similarity
+from perceptual.evaluation import similarity
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from perceptual import cli, data, experiments, profiles
-from perceptual.config import flatten
+from perceptual import cli
+from perceptual.core import data
+from perceptual.study import experiments, profiles
+from perceptual.core.config import flatten
 
 # what a smoke may change besides the SMOKE table: identity, the offline loss network, the alias
 ALLOWED = {"name", "description", "notes", "data_aliases", "loss_network", "style.loss.network", "sr.network"}
@@ -51,6 +53,6 @@ def test_alias_reads_val2014_for_train2014_only_in_the_smoke(tmp_path):
                                             (["--profile", "demo"], "demo")])
 def test_cli_smoke_flag_names_the_derived_profile(monkeypatch, argv, expected):
     seen = []
-    monkeypatch.setattr("perceptual.book.reproduce", lambda profile, **kw: seen.append(profile) or 0)
+    monkeypatch.setattr("perceptual.book.site.reproduce", lambda profile, **kw: seen.append(profile) or 0)
     assert cli.main(["reproduce", *argv]) == 0
     assert seen == [expected]

@@ -5,7 +5,8 @@ import torch
 from scipy.io import savemat
 from scipy.ndimage import correlate
 
-from perceptual import data, srcnn
+from perceptual.core import data
+from perceptual.method import srcnn
 
 
 def _random_mat(path, k2: int, seed: int = 0) -> dict:

@@ -6,11 +6,15 @@ import pytest
 import torch
 from PIL import Image
 
-from perceptual import cli, demo, gatys, images, inference, stylize, train
-from perceptual.config import PAPER, GatysConfig, LossConfig
-from perceptual.objective import Objective
-from perceptual.transformer import StyleNet
-from perceptual.vgg import load_vgg
+from perceptual import cli
+from perceptual.core import demo, images
+from perceptual.method import gatys, train
+from perceptual.runtime import inference
+from perceptual.tools import stylize
+from perceptual.core.config import PAPER, GatysConfig, LossConfig
+from perceptual.method.objective import Objective
+from perceptual.method.transformer import StyleNet
+from perceptual.method.vgg import load_vgg
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +135,7 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path, demo_root):
 
 
 def images_of(dirs):
-    from perceptual.data import list_images
+    from perceptual.core.data import list_images
 
     return [f for d in dirs for f in list_images(d)]
 
@@ -155,7 +159,7 @@ def test_feature_inversion_relu2_2_comes_close(net, demo_root):
     assert r.history[-1]["total"] < 1e-3 * r.history[0]["total"]
     # relu2_2 keeps the image up to pixel-level high frequencies (paper Fig. 3: "visually
     # indistinguishable"): after a σ = 1 blur of both, the reconstruction is within a few grey levels
-    from perceptual.superres import gaussian_blur
+    from perceptual.method.superres import gaussian_blur
 
     blurred_rmse = (gaussian_blur(r.image, 1.0) - gaussian_blur(target, 1.0)).pow(2).mean().sqrt().item()
     start_rmse = (gaussian_blur(gatys.initial_image((64, 64), "noise", 0, torch.device("cpu")), 1.0)
@@ -272,7 +276,7 @@ def test_stylize_cli_odd_inputs_and_exit_code(tmp_path, trained, capsys):
 
 
 def test_speed_rows_columns(net, trained):
-    from perceptual import bench
+    from perceptual.study import bench
 
     model, _ = train.load_model(trained[1])
     style = torch.rand(1, 3, 48, 48) * 255

@@ -9,9 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from perceptual import demo, images, metrics, superres
-from perceptual.config import PAPER
-from perceptual.resize import imresize
+from perceptual.core import demo, images
+from perceptual.evaluation import metrics
+from perceptual.method import superres
+from perceptual.core.config import PAPER
+from perceptual.core.resize import imresize
 
 
 def test_y_channel_bt601():
@@ -197,7 +199,7 @@ def test_training_subset_is_seeded_and_sorted():
 
 
 def test_subset_zero_keeps_the_model_hash(tmp_path, demo_root):
-    from perceptual.train import config_hash
+    from perceptual.method.train import config_hash
 
     cfg = replace(PAPER.sr, network="vgg19-caffe", patch=48, iterations=2, checkpoint_every=2, val_images=0)
     assert config_hash(superres.run_key(cfg, "pixel", 0)) == config_hash((cfg, "pixel"))  # old run folders stay valid

