@@ -98,7 +98,7 @@ def test_publish_then_compare(results, tmp_path):
     # SR examples: all files of the first two test images per factor (sr_examples=2), none of the third
     assert sorted(f.name for f in (dst / "superres").glob("*.png")) == [
         "Set5_a_x4_hr.png", "Set5_a_x4_pixel.png", "Set5_b_x4_hr.png"]
-    saved = torch.load(dst / "models/sr-x4-pixel-abc/model.pt", weights_only=False)
+    saved = torch.load(dst / "models/sr-x4-pixel-abc/model.pt", weights_only=True)
     assert all(v.dtype == torch.float16 for v in saved["model"].values() if v.is_floating_point())
     from perceptual.method.train import load_model
 

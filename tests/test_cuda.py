@@ -31,7 +31,7 @@ def style_run(folder, data, **kw):
 
 
 def weights_and_graph(path) -> tuple[dict, object]:
-    saved = torch.load(path, weights_only=False)
+    saved = torch.load(path, weights_only=True)
     return saved["model"], saved["meta"]["segments"][-1]["cuda_graph"]  # whether a graph replayed
 
 
@@ -47,7 +47,7 @@ def test_graphed_training_equals_eager_and_resumes(tmp_path, data):
     path = style_run(tmp_path / "resumed", data)
     resumed, _ = weights_and_graph(path)
     assert same(resumed, graphed)
-    segments = torch.load(path, weights_only=False)["meta"]["segments"]
+    segments = torch.load(path, weights_only=True)["meta"]["segments"]
     assert [(seg["iterations"], seg["cuda_graph"]) for seg in segments] == [([0, 20], True), ([20, 40], True)]
 
 

@@ -96,13 +96,12 @@ def test_reproduce_builds_only_after_every_job_and_not_after_a_failure(tmp_path,
         built.append((name, sorted(p.parent.name for p in tmp_path.glob("*/model.pt")), len(calls(tmp_path))))
         return 0
 
-    monkeypatch.setattr("perceptual.book.site.reproduce", fake_book)
     monkeypatch.setattr(jobs, "training_jobs", lambda ctx: make_jobs(tmp_path, ["p", "q", "r"]))
-    assert jobs.reproduce("demo", gpus=GPUS, runner=fake_train) == 0
+    assert jobs.reproduce("demo", gpus=GPUS, runner=fake_train, then=fake_book) == 0
     assert built == [("demo", ["p", "q", "r"], 3)]  # the build saw every model, after every job
 
     monkeypatch.setattr(jobs, "training_jobs", lambda ctx: make_jobs(tmp_path, ["p", "bad", "s"]))
-    assert jobs.reproduce("demo", gpus=GPUS, runner=fake_train) == 1
+    assert jobs.reproduce("demo", gpus=GPUS, runner=fake_train, then=fake_book) == 1
     err = capsys.readouterr().err
     assert "training job bad failed: RuntimeError: loss became nan" in err and "1 of 3 training jobs failed" in err
     assert len(built) == 1 and (tmp_path / "s" / "model.pt").is_file()  # s finished; no build

@@ -155,7 +155,7 @@ def _data():
 def _run(tmp_path, cfg, step, **kw):
     torch.manual_seed(0)
     return train.fit(StyleNet(padding="zero", width=8), step, _data(), cfg, run_dir=tmp_path, meta={"config_hash": "t"},
-                     progress=False, **kw)
+                     options=train.FitOptions(progress=False, **kw))
 
 
 def test_deferred_readback_logs_every_iteration(tmp_path):
@@ -178,7 +178,7 @@ def test_nan_found_within_sync_interval_keeps_checkpoint(tmp_path):
 
     with pytest.raises(train.TrainingDiverged, match="iteration 5"):
         _run(tmp_path, replace(_tiny(), iterations=8, precision="fp32"), step, sync_every=3)
-    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ckpt["iteration"] == 4 and not (tmp_path / "model.pt").exists()
     assert list(pd.read_csv(tmp_path / "log.csv").iteration) == [0, 1, 2, 3, 4]
 
@@ -189,7 +189,7 @@ def test_stop_after_does_not_write_the_model_early(tmp_path):
 
     out = _run(tmp_path, _tiny(), step, stop_after=5)  # iterations − 1
     assert out.name == "checkpoint.pt" and not (tmp_path / "model.pt").exists()
-    assert torch.load(out, weights_only=False)["iteration"] == 5
+    assert torch.load(out, weights_only=True)["iteration"] == 5
 
 
 def test_bf16_training_resumes_bit_identically(tmp_path):
@@ -200,7 +200,7 @@ def test_bf16_training_resumes_bit_identically(tmp_path):
     full = _run(tmp_path / "a", cfg, step)
     _run(tmp_path / "b", cfg, step, stop_after=4)
     resumed = _run(tmp_path / "b", cfg, step)
-    a, b = torch.load(full, weights_only=False)["model"], torch.load(resumed, weights_only=False)["model"]
+    a, b = torch.load(full, weights_only=True)["model"], torch.load(resumed, weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert all(v.dtype == torch.float32 for v in a.values() if v.is_floating_point())  # fp32 master weights
 
@@ -222,9 +222,9 @@ def test_fp16_resume_restores_the_gradient_scaler(tmp_path, monkeypatch):
     cfg = replace(_tiny(), iterations=6, checkpoint_every=3, precision="fp16")
     full = _run(tmp_path / "a", cfg, step)
     _run(tmp_path / "b", cfg, step, stop_after=3)
-    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["scaler"]["scale"] == 2.0
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["scaler"]["scale"] == 2.0
     resumed = _run(tmp_path / "b", cfg, step)
-    a, b = (torch.load(d / "checkpoint.pt", weights_only=False) for d in (tmp_path / "a", tmp_path / "b"))
+    a, b = (torch.load(d / "checkpoint.pt", weights_only=True) for d in (tmp_path / "a", tmp_path / "b"))
     assert a["scaler"] == b["scaler"] and a["scaler"]["scale"] == 4.0
-    a, b = torch.load(full, weights_only=False)["model"], torch.load(resumed, weights_only=False)["model"]
+    a, b = torch.load(full, weights_only=True)["model"], torch.load(resumed, weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -171,11 +171,12 @@ def tiny_fit(run_dir, data, iterations=6, step_hook=None, **kw):
         calls["n"] += 1
         return {"total": (m(batch) - batch).pow(2).mean()}
 
-    return train.fit(model, step, data, cfg, run_dir=run_dir, meta={"config_hash": "t"}, progress=False, **kw)
+    return train.fit(model, step, data, cfg, run_dir=run_dir, meta={"config_hash": "t"},
+                     options=train.FitOptions(progress=False, **kw))
 
 
 def same_weights(a: Path, b: Path) -> bool:
-    x, y = torch.load(a, weights_only=False)["model"], torch.load(b, weights_only=False)["model"]
+    x, y = torch.load(a, weights_only=True)["model"], torch.load(b, weights_only=True)["model"]
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
@@ -195,7 +196,7 @@ def test_model_pt_is_derived_when_a_kill_hit_its_writing(tmp_path, square_data, 
     monkeypatch.setattr(store, "atomic_torch_save", real_save)
     run = tmp_path / "b"
     assert (run / "checkpoint.pt").is_file() and not (run / "model.pt").exists()
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["iteration"] == 6
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["iteration"] == 6
     again = tiny_fit(run, square_data)  # the rerun: nothing to train, model.pt written from the checkpoint
     assert again == run / "model.pt" and same_weights(again, full)
     assert not list(run.glob(".*.tmp")) and not (run / "run.lock").exists()
@@ -213,7 +214,7 @@ def test_signal_writes_a_checkpoint_then_stops(tmp_path, square_data, signum):
         tiny_fit(tmp_path / "b", square_data, iterations=8, step_hook=send_at_iteration_4)
     assert info.value.exit_code == 128 + signum
     assert "after iteration 5" in str(info.value) and str(tmp_path / "b" / "checkpoint.pt") in str(info.value)
-    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["iteration"] == 5
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["iteration"] == 5
     assert signal.getsignal(signum) is before  # handlers only for the duration of fit
     resumed = tiny_fit(tmp_path / "b", square_data, iterations=8)
     assert same_weights(resumed, tiny_fit(tmp_path / "full", square_data, iterations=8))
@@ -222,7 +223,7 @@ def test_signal_writes_a_checkpoint_then_stops(tmp_path, square_data, signum):
 def test_checkpoint_interval_is_a_parameter_not_part_of_the_identity(tmp_path, square_data):
     run = tmp_path / "r"
     tiny_fit(run, square_data, iterations=6, stop_after=2, checkpoint_every=1)
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["iteration"] == 2
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["iteration"] == 2
     assert (run / "train.log").read_text().count("checkpoint written") == 2
     tiny_fit(run, square_data, iterations=6, checkpoint_every=2)  # resumes: the interval is not the config
     assert (run / "train.log").read_text().count("checkpoint written") == 4
@@ -247,14 +248,14 @@ def test_cli_precision_and_cuda_graph_flags(tmp_path, capsys):
             "--image-size", "44", "--style-size", "32", "--batch-size", "1", "--loss-network", "random",
             "--device", "cpu"]
     assert cli.main(base + ["--out", str(tmp_path / "run"), "--precision", "fp32"]) == 0
-    meta = torch.load(tmp_path / "run" / "model.pt", weights_only=False)["meta"]
+    meta = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["meta"]
     assert meta["provenance"]["precision"] == "fp32" and meta["provenance"]["config"]["precision"] == "fp32"
     assert meta["segments"][-1]["cuda_graph"] is False  # the default: wherever one can run, so not on a CPU
     assert cli.main(base + ["--out", str(tmp_path / "eager"), "--no-cuda-graph"]) == 0
-    assert torch.load(tmp_path / "eager" / "model.pt", weights_only=False)["meta"]["segments"][-1][
+    assert torch.load(tmp_path / "eager" / "model.pt", weights_only=True)["meta"]["segments"][-1][
         "deterministic"] is False
     assert cli.main(base + ["--out", str(tmp_path / "det"), "--deterministic"]) == 0
-    assert torch.load(tmp_path / "det" / "model.pt", weights_only=False)["meta"]["segments"][-1]["deterministic"] is True
+    assert torch.load(tmp_path / "det" / "model.pt", weights_only=True)["meta"]["segments"][-1]["deterministic"] is True
     capsys.readouterr()
     sr = ["train-sr", "--data", str(tmp_path / "photos"), "--patch", "32", "--iterations", "1", "--device", "cpu",
           "--loss-network", "random"]
@@ -289,7 +290,7 @@ def test_training_goes_on_eagerly_where_an_automatic_graph_cannot_be_captured(tm
     auto = tiny_fit(tmp_path / "auto", square_data, iterations=3)
     assert seen["graph"] is True and seen["fallback"] is not None
     assert "WARNING the training step could not be captured" in (tmp_path / "auto" / "train.log").read_text()
-    assert torch.load(auto, weights_only=False)["meta"]["segments"][-1]["cuda_graph"] is False  # none replayed
+    assert torch.load(auto, weights_only=True)["meta"]["segments"][-1]["cuda_graph"] is False  # none replayed
     assert same_weights(auto, tiny_fit(tmp_path / "eager", square_data, iterations=3, cuda_graph=False))
     assert seen == {"graph": False, "fallback": None}
     tiny_fit(tmp_path / "asked", square_data, iterations=3, cuda_graph=True)
@@ -301,9 +302,9 @@ def test_each_process_that_trained_a_run_is_recorded(tmp_path, square_data):
     iterations, device, machine, precision, and whether a CUDA graph replayed (never on a CPU)."""
     run = tmp_path / "r"
     tiny_fit(run, square_data, iterations=6, stop_after=3)
-    first = torch.load(run / "checkpoint.pt", weights_only=False)["meta"]["segments"]
+    first = torch.load(run / "checkpoint.pt", weights_only=True)["meta"]["segments"]
     assert [seg["iterations"] for seg in first] == [[0, 3]]
-    meta = torch.load(tiny_fit(run, square_data, iterations=6), weights_only=False)["meta"]
+    meta = torch.load(tiny_fit(run, square_data, iterations=6), weights_only=True)["meta"]
     assert [seg["iterations"] for seg in meta["segments"]] == [[0, 3], [3, 6]]
     assert all(seg["device"] == "cpu" and seg["cuda_graph"] is False and seg["precision"] in ("bf16", "fp32")
                and seg["hardware"] == store.machine_label(store.hardware("cpu")) for seg in meta["segments"])
@@ -321,17 +322,17 @@ def test_deterministic_training_sets_cudnn_for_the_run_and_restores_it(tmp_path,
         model = tiny_fit(tmp_path / "d", square_data, iterations=2, step_hook=hook, deterministic=True)
         assert seen == [(False, True)] * 2
         assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, False)
-        assert torch.load(model, weights_only=False)["meta"]["segments"][-1]["deterministic"] is True
+        assert torch.load(model, weights_only=True)["meta"]["segments"][-1]["deterministic"] is True
         seen.clear()
         model = tiny_fit(tmp_path / "a", square_data, iterations=2, step_hook=hook)
         assert seen == [(False, False)] * 2  # autotuning is for CUDA
-        assert torch.load(model, weights_only=False)["meta"]["segments"][-1]["deterministic"] is False
+        assert torch.load(model, weights_only=True)["meta"]["segments"][-1]["deterministic"] is False
         assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, False)
         torch.backends.cudnn.deterministic = True  # a caller's own: kept for the run, and recorded
         seen.clear()
         model = tiny_fit(tmp_path / "c", square_data, iterations=2, step_hook=hook)
         assert seen == [(False, True)] * 2
-        assert torch.load(model, weights_only=False)["meta"]["segments"][-1]["deterministic"] is True
+        assert torch.load(model, weights_only=True)["meta"]["segments"][-1]["deterministic"] is True
         assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic) == (True, True)
     finally:
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before
@@ -346,7 +347,7 @@ def test_compiled_training_resumes_bit_identically(tmp_path, square_data, monkey
     full = tiny_fit(tmp_path / "full", square_data, iterations=6, compile=True)
     tiny_fit(tmp_path / "r", square_data, iterations=6, stop_after=3, compile=True)
     resumed = tiny_fit(tmp_path / "r", square_data, iterations=6, compile=True)
-    a, b = (torch.load(p, weights_only=False) for p in (full, resumed))
+    a, b = (torch.load(p, weights_only=True) for p in (full, resumed))
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert [(seg["iterations"], seg["compiled"], seg["cuda_graph"]) for seg in b["meta"]["segments"]] == [
         ([0, 3], True, False), ([3, 6], True, False)]
@@ -443,7 +444,7 @@ def test_bad_training_and_validation_images_are_skipped_alike_and_warned_once(tm
     corrupt(folder / "a_bad.jpg")  # first: a training image
     corrupt(folder / "z_bad.jpg")  # last: held out for validation
     cfg = replace(PAPER.sr, patch=16, iterations=6, batch_size=2, checkpoint_every=6, val_every=3, val_images=2)
-    with caplog.at_level(logging.WARNING, logger="perceptual.method.train"):
+    with caplog.at_level(logging.WARNING, logger="perceptual.train"):
         path = superres.train_sr(cfg, "pixel", [folder], tmp_path / "run", "cpu", progress=False)
     assert path.name == "model.pt"
     warnings = [r.getMessage() for r in caplog.records]

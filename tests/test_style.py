@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from perceptual import cli
-from perceptual.core import demo, images
+from perceptual.core import colour, demo, images
 from perceptual.method import gatys, train
 from perceptual.runtime import inference
 from perceptual.tools import stylize
@@ -69,9 +69,9 @@ def test_resume_is_identical_to_uninterrupted(tmp_path, demo_root):
     style, dirs = demo_root / demo.STYLE_FILE, [demo_root / "train/demo"]
     full = train.train_style(cfg, style, dirs, tmp_path / "a", "cpu", progress=False)
     part = train.train_style(cfg, style, dirs, tmp_path / "b", "cpu", progress=False, stop_after=4)
-    assert part.name == "checkpoint.pt" and torch.load(part, weights_only=False)["iteration"] == 4
+    assert part.name == "checkpoint.pt" and torch.load(part, weights_only=True)["iteration"] == 4
     resumed = train.train_style(cfg, style, dirs, tmp_path / "b", "cpu", progress=False)
-    a, b = torch.load(full, weights_only=False)["model"], torch.load(resumed, weights_only=False)["model"]
+    a, b = torch.load(full, weights_only=True)["model"], torch.load(resumed, weights_only=True)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "b" / "log.csv").read_text() .count("\n") == 11  # header + 10 rows, none twice
 
@@ -94,8 +94,8 @@ def test_crash_between_checkpoints_resumes_without_duplicate_rows(tmp_path, demo
             calls["n"] += 1
             return {"total": (m(batch) - batch).pow(2).mean()}
 
-        return train.fit(model, step, data, cfg, run_dir=tmp_path / folder, meta=meta, progress=False,
-                         sync_every=1)  # rows written every iteration, so some follow the checkpoint
+        return train.fit(model, step, data, cfg, run_dir=tmp_path / folder, meta=meta,
+                         options=train.FitOptions(progress=False, sync_every=1))  # rows written every iteration, so some follow the checkpoint
 
     full = run("a")
     with pytest.raises(KeyboardInterrupt):
@@ -103,7 +103,7 @@ def test_crash_between_checkpoints_resumes_without_duplicate_rows(tmp_path, demo
     assert len(pd.read_csv(tmp_path / "b" / "log.csv")) == 5
     resumed = run("b")
     assert list(pd.read_csv(tmp_path / "b" / "log.csv").iteration) == list(range(8))  # 3 and 4 once
-    a, b = torch.load(full, weights_only=False)["model"], torch.load(resumed, weights_only=False)["model"]
+    a, b = torch.load(full, weights_only=True)["model"], torch.load(resumed, weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -127,10 +127,10 @@ def test_nan_guard_keeps_last_good_checkpoint(tmp_path, demo_root):
         calls["n"] += 1
         return {"total": m(batch).mean() * float("nan")}
 
-    meta = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["meta"]
+    meta = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["meta"]
     with pytest.raises(train.TrainingDiverged, match="iteration 3"):
         train.fit(model, step, train.SquareImages(images_of(dirs), 64, "warp"), replace(cfg, checkpoint_every=1),
-                  run_dir=tmp_path, meta=meta, progress=False)
+                  run_dir=tmp_path, meta=meta, options=train.FitOptions(progress=False))
     assert (tmp_path / "checkpoint.pt").read_bytes() == good and calls["n"] == 1
 
 
@@ -215,7 +215,7 @@ def test_preserve_color_keeps_input_chroma():
     content = torch.rand(3, 16, 16) * 255
     styled = torch.rand(3, 16, 16) * 255
     out = stylize.preserve_color(styled, content)
-    yo, yc, ys = stylize.rgb_to_ycbcr(out), stylize.rgb_to_ycbcr(content), stylize.rgb_to_ycbcr(styled)
+    yo, yc, ys = colour.rgb_to_jpeg_ycbcr(out), colour.rgb_to_jpeg_ycbcr(content), colour.rgb_to_jpeg_ycbcr(styled)
     inside = (out > 1).all(0) & (out < 254).all(0)  # away from clipping
     assert torch.allclose(yo[1:, inside], yc[1:, inside], atol=1e-3)
     assert torch.allclose(yo[0, inside], ys[0, inside], atol=1e-3)

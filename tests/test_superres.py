@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from perceptual.core import demo, images
-from perceptual.evaluation import metrics
+from perceptual.evaluation import metrics, sr_benchmark
 from perceptual.method import superres
 from perceptual.core.config import PAPER
 from perceptual.core.resize import imresize
@@ -140,7 +140,7 @@ def test_evaluation_runner(tmp_path, demo_root):
     hr_dir = tmp_path / "hr"
     hr_dir.mkdir()
     Image.fromarray(demo.sample("chelsea")[:101, :123]).save(hr_dir / "cat.png")
-    per_image = superres.evaluate([("Tiny", hr_dir)], 4, models, tmp_path / "out", torch.device("cpu"),
+    per_image = sr_benchmark.evaluate([("Tiny", hr_dir)], 4, models, tmp_path / "out", torch.device("cpu"),
                                   progress=False)
     rows = set(zip(per_image.protocol, per_image.method, per_image.matched))
     assert rows == {(p, m, hm) for p in ("standard", "paper-blur")
@@ -157,17 +157,17 @@ def test_evaluation_runner(tmp_path, demo_root):
     assert std[("pixel", True)] != std[("pixel", False)]  # matching is applied to ℓ_pixel too
     for name in ("hr", "lr", "bicubic", "pixel", "pixel_hm"):
         assert (tmp_path / "out" / f"Tiny_cat_x4_{name}.png").is_file()
-    summary = superres.summarise(per_image, {"lpips": "not computed: no weights"})
+    summary = sr_benchmark.summarise(per_image, {"lpips": "not computed: no weights"})
     assert list(summary.columns) == ["dataset", "factor", "protocol", "method", "matched", "psnr", "ssim",
                                      "grad_ratio", "hf_ratio", "hatch_peak", "images", "lpips"]
     assert len(summary) == 6 and (summary.lpips == "not computed: no weights").all()
     with pytest.raises(ValueError, match="unknown evaluation protocol"):
-        superres.evaluate([("Tiny", hr_dir)], 4, {}, tmp_path / "out", torch.device("cpu"), protocols=("matlab",))
+        sr_benchmark.evaluate([("Tiny", hr_dir)], 4, {}, tmp_path / "out", torch.device("cpu"), protocols=("matlab",))
 
 
 def test_protocols_are_a_table_of_blur_sigmas():
-    assert superres.PROTOCOLS == {"standard": 0.0, "paper-blur": 1.0}
-    assert superres.DEFAULT_PROTOCOL == "standard"
+    assert sr_benchmark.PROTOCOLS == {"standard": 0.0, "paper-blur": 1.0}
+    assert sr_benchmark.DEFAULT_PROTOCOL == "standard"
     hr = torch.rand(1, 3, 32, 40) * 255
     # standard: MATLAB imresize of the HR image, rounded to 8 bits, nothing else
     assert torch.equal(superres.degrade(hr, 4, 0.0), imresize(hr, (8, 10)).clamp(0, 255).round())
@@ -182,7 +182,7 @@ SR_ROOT = Path(os.environ.get("PERCEPTUAL_DATA_ROOT") or Path(__file__).resolve(
 @pytest.mark.parametrize("factor,published", [(4, 28.42), (8, 24.39)])
 def test_standard_protocol_reproduces_the_published_bicubic_set5(tmp_path, factor, published):
     """SR papers' bicubic baseline (Y, border = scale): Set5 ×4 28.42 dB, ×8 24.39 dB."""
-    per_image = superres.evaluate([("Set5", SR_ROOT / "Set5")], factor, {}, tmp_path, torch.device("cpu"),
+    per_image = sr_benchmark.evaluate([("Set5", SR_ROOT / "Set5")], factor, {}, tmp_path, torch.device("cpu"),
                                   protocols=("standard",), save_images=0, progress=False)
     assert len(per_image) == 5
     assert per_image.psnr.mean() == pytest.approx(published, abs=0.05)
@@ -208,5 +208,5 @@ def test_subset_zero_keeps_the_model_hash(tmp_path, demo_root):
     listed = (tmp_path / "train_files.txt").read_text().splitlines()
     all_files = superres.split_files([demo_root / "train/demo"], 0)[0]
     assert listed == [str(f) for f in superres.training_subset(all_files, 3, cfg.seed)]
-    meta = torch.load(path, weights_only=False)["meta"]
+    meta = torch.load(path, weights_only=True)["meta"]
     assert meta["train_files"] == str(tmp_path / "train_files.txt") and meta["provenance"]["train_images"] == 3

@@ -205,7 +205,7 @@ def _cmd_reproduce(args) -> int:
         slurm = jobs.SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time,
                                   gpus=args.slurm_gpus) if args.slurm else None
         return jobs.reproduce(profile, gpus=args.gpus or (), slurm=slurm,
-                              only=args.only, build=not args.no_book, device=args.device)
+                              only=args.only, build=not args.no_book, device=args.device, then=book.reproduce)
     return book.reproduce(profile, only=args.only, build_book=not args.no_book, device=args.device)
 
 

@@ -49,18 +49,7 @@ MATHJAX_FILES = ("MathJax.js", "config/TeX-AMS_CHTML.js", "config/local", "jax/i
                  "jax/output/CommonHTML", "jax/element", "extensions", "fonts/HTML-CSS/TeX/woff")
 
 
-def choose_profile(name: str | None) -> tuple[str, str]:
-    """(profile, reason): an explicit name wins; else paper with a CUDA GPU, demo without."""
-    if name:
-        return name, "asked for"
-    env = os.environ.get("PERCEPTUAL_PROFILE")
-    if env:
-        return env, "PERCEPTUAL_PROFILE"
-    import torch
-
-    if torch.cuda.is_available():
-        return "paper", f"a CUDA GPU is present ({torch.cuda.get_device_name(0)})"
-    return "demo", "no CUDA GPU is present"
+choose_profile = profiles.choose  # an explicit name, PERCEPTUAL_PROFILE, else paper with a GPU, demo without
 
 
 def staging(profile: str) -> Path:

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
+import pickle
 import platform
+import re
+import shutil
 import subprocess
 import tempfile
 from contextlib import contextmanager
@@ -24,6 +28,28 @@ from perceptual.core import paths
 
 
 TMP_SUFFIX = ".tmp"  # temporaries are ``.<name>.<random>.tmp`` beside their target
+TMP_NAME_ROOM = 200  # characters of the target's name kept in a temporary's (names are ≤ 255 bytes)
+
+
+class DiskFull(OSError):
+    """A write failed because the disk is full; the message names the file and the free space."""
+
+    def __init__(self, path: Path):
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free there"
+        except OSError:
+            free = "free space unknown"
+        super().__init__(errno.ENOSPC, f"{path}: not written, the disk is full ({free}); free some space and "
+                                       "run the same command again")
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    """ENOSPC, or torch.save's way of saying it ("[enforce fail at inline_container.cc…] unexpected pos")."""
+    return (isinstance(err, OSError) and err.errno == errno.ENOSPC) or (
+        isinstance(err, RuntimeError) and ("unexpected pos" in str(err) or "No space left" in str(err)))
 
 
 def new_file_mode() -> int:
@@ -49,11 +75,16 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
     hard link), so a file that appeared meanwhile is kept too."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:TMP_NAME_ROOM]}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         os.chmod(tmp, new_file_mode())
-        yield Path(tmp)
+        try:
+            yield Path(tmp)
+        except (OSError, RuntimeError) as err:
+            if _is_disk_full(err) and not isinstance(err, DiskFull):
+                raise DiskFull(path) from None
+            raise
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -147,7 +178,7 @@ def hardware(device: str | torch.device | None = None) -> dict[str, Any]:
         "cpu": _cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a plain string: TorchVersion is not a weights-only type
         "platform": platform.platform(),
     }
     dev = torch.device(device) if device is not None else None
@@ -214,8 +245,33 @@ def read_meta_or_none(path: str | os.PathLike) -> dict[str, Any] | None:
     """The provenance stored in a table's meta file or a model checkpoint, else None."""
     path = Path(path)
     if path.suffix == ".pt" and path.is_file():
-        return to_jsonable(torch.load(path, map_location="cpu", weights_only=False).get("meta"))
+        return to_jsonable(load_torch(path).get("meta"))
     try:
         return read_meta(path)
     except (OSError, json.JSONDecodeError):
         return None
+
+
+class UnsafeFile(ValueError):
+    """A model or checkpoint file that would run code to load; refused before any of it runs."""
+
+
+# Globals the project's own files may hold beyond weights_only's tensors, numbers, strings, lists
+# and dicts: files written before provenance stored torch's version as a plain string hold a
+# TorchVersion (a str subclass; loading it runs nothing).
+SAFE_GLOBALS = (torch.torch_version.TorchVersion,)
+
+
+def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: the one way every model, checkpoint and published
+    network is read. Anything but weights and plain metadata is refused with :class:`UnsafeFile`
+    naming the file and what it asked for — a pickle can run any code, and model files are what
+    users share."""
+    try:
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"(?:global|GLOBAL)[: ]+(?:GLOBAL )?([A-Za-z_][\w.]*)", str(err))
+        what = found.group(1) if found else "an object that is not weights"
+        raise UnsafeFile(f"{path}: refused, not loaded: it holds {what}, which could run code on this machine; "
+                         "model files may hold only weights and plain metadata") from None

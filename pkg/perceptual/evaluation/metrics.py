@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import correlate1d
 
+from perceptual.core.colour import YCBCR_MATRIX, YCBCR_OFFSET
+
 
 # ITU-R BT.601 studio range, as MATLAB's rgb2ycbcr: YCbCr = OFFSET + MATRIX · RGB / 255 (RGB in 0–255)
-YCBCR_MATRIX = ((65.481, 128.553, 24.966), (-37.797, -74.203, 112.0), (112.0, -93.786, -18.214))
-YCBCR_OFFSET = (16.0, 128.0, 128.0)
 
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:

@@ -19,7 +19,6 @@ from typing import Mapping
 import torch
 import torch.nn.functional as F
 
-from perceptual.runtime.precision import fp32
 
 GRAM_NORMS = ("paper", "reference")
 
@@ -29,7 +28,7 @@ def feature_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if output.shape[1:] != target.shape[1:]:
         raise ValueError(f"feature shapes differ: {tuple(output.shape)} vs {tuple(target.shape)}")
     with torch.autocast(output.device.type, enabled=False):
-        return (fp32(output) - fp32(target)).pow(2).flatten(1).mean(1).mean()
+        return (output.float() - target.float()).pow(2).flatten(1).mean(1).mean()
 
 
 GRAM_CHUNK = 4096  # columns of ψ per partial product (see :func:`gram`)
@@ -46,7 +45,7 @@ def gram(features: torch.Tensor) -> torch.Tensor:
     pieces = -(-n // GRAM_CHUNK)
     width = -(-n // pieces)
     with torch.autocast(features.device.type, enabled=False):
-        psi = fp32(features).reshape(b, c, n)  # (B, C, HW)
+        psi = features.float().reshape(b, c, n)  # (B, C, HW)
         if pieces > 1:
             psi = F.pad(psi, (0, pieces * width - n)).reshape(b, c, pieces, width).transpose(1, 2)  # (B, k, C, m)
         return (psi @ psi.transpose(-1, -2)).reshape(b, -1, c, c).sum(1) / (c * h * w)  # (B, C, C)
@@ -94,7 +93,7 @@ def tv_loss(images: torch.Tensor) -> torch.Tensor:
     applies the gradient of half this sum, so their strengths (1e-6 … 1e-4, 0–255 pixels)
     carry over within a factor of 2.
     """
-    images = fp32(images)
+    images = images.float()
     dx = images[..., :, 1:] - images[..., :, :-1]
     dy = images[..., 1:, :] - images[..., :-1, :]
     return (dx.pow(2).flatten(1).sum(1) + dy.pow(2).flatten(1).sum(1)).mean()

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from perceptual.core import data, paths
-from perceptual.evaluation.metrics import YCBCR_MATRIX, YCBCR_OFFSET
+from perceptual.core.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from perceptual.method.vgg import check_images
 
 DATASET = "srcnn-x4"  # data/datasets.tsv
@@ -114,16 +114,3 @@ def published_file(fetch: bool = True) -> tuple[Path | None, str]:
         return None, f"published SRCNN weights could not be downloaded ({str(err).splitlines()[0]})"
     return folder / rel, f"published SRCNN ({ds.description}), downloaded and verified"
 
-
-def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) RGB in [0, 255] → BT.601 studio-range YCbCr (MATLAB ``rgb2ycbcr``), float."""
-    m = torch.as_tensor(YCBCR_MATRIX, dtype=x.dtype, device=x.device) / 255.0
-    off = torch.as_tensor(YCBCR_OFFSET, dtype=x.dtype, device=x.device)
-    return torch.einsum("ij,bjhw->bihw", m, x) + off.view(1, 3, 1, 1)
-
-
-def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`rgb_to_ycbcr` (MATLAB ``ycbcr2rgb``), float, not clamped."""
-    m = torch.linalg.inv(torch.as_tensor(YCBCR_MATRIX, dtype=torch.float64) / 255.0).to(x.dtype).to(x.device)
-    off = torch.as_tensor(YCBCR_OFFSET, dtype=x.dtype, device=x.device)
-    return torch.einsum("ij,bjhw->bihw", m, x - off.view(1, 3, 1, 1))

@@ -1,5 +1,5 @@
 """Super-resolution (paper §4.2): degradation, ℓ_pixel / ℓ_feat / SRCNN training, histogram
-matching, and the Set5 / Set14 / BSD100 evaluation runner.
+matching.
 
 Degradation for training (paper §4.2): Gaussian blur σ = 1.0 (kernel 2·⌈3σ⌉+1 = 7 taps,
 reflect padding), then MATLAB-compatible bicubic downsampling by f (:func:`perceptual.core.resize.imresize`:
@@ -11,14 +11,7 @@ photos whose shorter side is under 288 px are first upscaled (bicubic) so it is 
 trains on "10k images from the MS-COCO training set": :func:`training_subset` draws such a
 subset, seeded, from the sorted file list; its file list is written next to the run.
 
-Evaluation pairs (:data:`PROTOCOLS`): the HR image cropped to a multiple of f (top-left anchored,
-"modcrop"), then
-
-- ``standard`` — the SR literature's protocol (SRCNN onwards): LR = MATLAB ``imresize`` by 1/f,
-  rounded to 8 bits, no blur. The default for every table; its bicubic row reproduces the
-  published baselines (Set5 ×4 28.42 dB, BSD100 ×4 25.96, Set5 ×8 24.39, BSD100 ×8 23.66);
-- ``paper-blur`` — the paper's training degradation (σ = 1 Gaussian, then the same resize),
-  reported beside it: the numbers inside the paper's Figs. 8/9 may have been made either way.
+The benchmark (Set5 / Set14 / BSD100, its protocols) is :mod:`perceptual.evaluation.sr_benchmark`.
 
 Methods: ``bicubic`` (LR upsampled with the same bicubic), ``srcnn`` (9-1-5 on the bicubic
 image, RGB, retrained here with a per-pixel loss, ×4 only as in the paper), ``srcnn-published``
@@ -34,19 +27,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perceptual.evaluation import detail, metrics, similarity
 from perceptual.core import images, store
 from perceptual.method import losses, memory
 from perceptual.runtime import precision, trainstep
 from perceptual.core.config import SRConfig
-from perceptual.core.data import list_images
 from perceptual.core.resize import imresize
-from perceptual.method.train import CachedImages, config_hash, fit, load_model, pick_device, split_files
+from perceptual.method.train import FitOptions, config_hash, fit, pick_device, split_files
+from perceptual.runtime.batches import CachedImages
 from perceptual.method.transformer import SRCNN, SRNet
 from perceptual.method.vgg import load_vgg
 
@@ -68,14 +59,6 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def modcrop(hr: torch.Tensor, factor: int) -> torch.Tensor:
     h, w = hr.shape[-2:]
     return hr[..., : h - h % factor, : w - w % factor]
-
-
-# evaluation protocols: name → σ of the Gaussian blur before the MATLAB bicubic downscale (0: none)
-PROTOCOLS: dict[str, float] = {
-    "standard": 0.0,  # the SR literature since SRCNN: imresize(HR, 1/f) only
-    "paper-blur": 1.0,  # the paper's §4.2 training degradation, applied to the test images
-}
-DEFAULT_PROTOCOL = "standard"
 
 
 def degrade(hr: torch.Tensor, factor: int, sigma: float = 1.0) -> torch.Tensor:
@@ -175,20 +158,19 @@ def sr_loss(cfg: SRConfig, method: str, net: nn.Module | None):
 
 
 def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Path,
-             device: str | torch.device | None = None, progress: bool = True, workers: int = 0,
-             stop_after: int | None = None, checkpoint_every: int | None = None, subset: int = 0,
-             cuda_graph: bool | None = None, deterministic: bool = False, compile: bool = False) -> Path:
+             device: str | torch.device | None = None, subset: int = 0, **options) -> Path:
     """Train ``method`` ∈ {pixel, feat, srcnn} with the shared resumable loop, on ``subset``
     training photos (:func:`training_subset`, seeded by ``cfg.seed``; 0 = all; the photos used are
     listed in ``train_files.txt`` in the run folder). The patch must be a multiple of the factor;
-    sizes that cannot fit into memory are refused first."""
+    sizes that cannot fit into memory are refused first. ``options``: :class:`FitOptions` fields."""
     if method not in ("pixel", "feat", "srcnn"):
         raise ValueError(f"unknown super-resolution method {method!r} (pixel, feat, srcnn)")
     if cfg.patch % cfg.factor:
         raise ValueError(f"patch {cfg.patch} is not a multiple of the factor {cfg.factor} "
                          f"(try {cfg.patch - cfg.patch % cfg.factor} or {cfg.patch - cfg.patch % cfg.factor + cfg.factor})")
+    opts = replace(FitOptions(**options), desc=f"SR ×{cfg.factor} {method}")
     device = device if isinstance(device, torch.device) else pick_device(device)
-    prec, _ = trainstep.plan(cfg.precision, device, cuda_graph, compile)  # refused before anything loads or is written
+    prec, _ = trainstep.plan(cfg.precision, device, opts.cuda_graph, opts.compile)  # refused before anything loads or is written
     cfg = replace(cfg, loss="pixel" if method in ("pixel", "srcnn") else "feat")
     memory.check(memory.sr_training_bytes(method, cfg.factor, cfg.patch, cfg.batch_size,
                                           cfg.network if cfg.loss == "feat" else None, cfg.feature_layer),
@@ -213,9 +195,7 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
         meta["train_files"] = str(file_list)
 
     return fit(model, sr_loss(cfg, method, net), data, cfg, run_dir=run_dir, meta=meta, val_batch=val_hr,
-               device=device, workers=workers, progress=progress, desc=f"SR ×{cfg.factor} {method}",
-               stop_after=stop_after, checkpoint_every=checkpoint_every, cuda_graph=cuda_graph,
-               deterministic=deterministic, compile=compile)
+               device=device, options=opts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,76 +212,3 @@ def super_resolve(method: str, lr: torch.Tensor, factor: int, model: nn.Module |
         device = next(model.parameters()).device
         out = model(sr_input(method, lr[None].to(device), factor))[0].cpu().clamp(0, 255)
     return histogram_match(out, lr) if match else out
-
-
-def variants(methods: Sequence[str]) -> list[tuple[str, bool]]:
-    """(method, matched) rows: bicubic as is; every network output as is and histogram-matched."""
-    return [("bicubic", False)] + [(m, match) for m in methods for match in (False, True)]
-
-
-def image_name(set_name: str, stem: str, factor: int, what: str, matched: bool = False) -> str:
-    """File name of a saved evaluation image (``what``: hr, lr or a method; ``_hm`` when matched)."""
-    return f"{set_name}_{stem}_x{factor}_{what}{'_hm' if matched else ''}.png"
-
-
-def evaluate(sets: Sequence[tuple[str, Path]], factor: int, models: dict[str, Path | nn.Module], out_dir: Path,
-             device: torch.device, protocols: Sequence[str] = tuple(PROTOCOLS), save_images: int = 3,
-             max_images: int = 0, perceptual: Sequence[similarity.Metric] = (),
-             progress: bool = True) -> pd.DataFrame:
-    """Per-image PSNR/SSIM (Y rounded to 8 bits, border = factor) and any ``perceptual`` metrics
-    (same crop) for bicubic and every model given, under every protocol in ``protocols``.
-
-    ``models`` maps a method (srcnn, srcnn-published, pixel, feat) to a checkpoint or a network.
-    Rows: dataset, image, factor, protocol, method, matched, psnr, ssim, <perceptual metric>…, and
-    the detail measures of :func:`perceptual.evaluation.detail.sr_measures` (same crop). The first
-    ``save_images`` of each set are saved (HR, LR, every output) under the default protocol, where
-    the detail measures are computed (they are NaN under the others).
-    """
-    from tqdm.auto import tqdm
-
-    unknown = [p for p in protocols if p not in PROTOCOLS]
-    if unknown:
-        raise ValueError(f"unknown evaluation protocol(s) {', '.join(unknown)}; known: {', '.join(PROTOCOLS)}")
-    loaded = {m: (load_model(p, device)[0] if isinstance(p, (str, Path)) else p.to(device).eval())
-              for m, p in models.items()}
-    rows = []
-    for set_name, folder in sets:
-        files = list_images(folder)[: max_images or None]
-        for i, path in enumerate(tqdm(files, desc=f"{set_name} ×{factor}", disable=not progress)):
-            hr = modcrop(images.read_image(path), factor)
-            hr8 = images.to_uint8(hr)
-            ref = hr8[factor:-factor, factor:-factor]  # the metrics' crop, for the perceptual metrics
-            for protocol in protocols:
-                lr = degrade(hr[None], factor, PROTOCOLS[protocol])[0]
-                save = i < save_images and protocol == DEFAULT_PROTOCOL
-                if save:
-                    images.write_image(hr, out_dir / image_name(set_name, path.stem, factor, "hr"))
-                    images.write_image(lr, out_dir / image_name(set_name, path.stem, factor, "lr"))
-                raw: dict[str, torch.Tensor] = {}  # each network runs once; matching is applied to its output
-                for method, match in variants(list(loaded)):
-                    if method not in raw:
-                        raw[method] = super_resolve(method, lr, factor, loaded.get(method))
-                    out = histogram_match(raw[method], lr) if match else raw[method]
-                    out8 = images.to_uint8(out)
-                    crop = out8[factor:-factor, factor:-factor]
-                    measures = detail.sr_measures(ref, crop) if protocol == DEFAULT_PROTOCOL else {}
-                    rows.append({"dataset": set_name, "image": path.stem, "factor": factor, "protocol": protocol,
-                                 "method": method, "matched": match,
-                                 "psnr": metrics.psnr_y(hr8, out8, border=factor),
-                                 "ssim": metrics.ssim_y(hr8, out8, border=factor),
-                                 **{m.name: m(ref, crop) for m in perceptual}, **measures})
-                    if save:
-                        images.write_image(out, out_dir / image_name(set_name, path.stem, factor, method, match))
-    return pd.DataFrame(rows)
-
-
-def summarise(per_image: pd.DataFrame, not_computed: dict[str, str] | None = None) -> pd.DataFrame:
-    """Per-dataset means (and image counts) per factor, protocol, method and matching. Perceptual
-    metrics that were not computed get a column holding the reason (never a bare NaN)."""
-    keys = ["dataset", "factor", "protocol", "method", "matched"]
-    values = [c for c in per_image.columns if c not in keys + ["image"]]
-    out = (per_image.groupby(keys, sort=False)[values].mean()
-           .join(per_image.groupby(keys, sort=False)["image"].count().rename("images")).reset_index())
-    for name, reason in (not_computed or {}).items():
-        out[name] = reason
-    return out

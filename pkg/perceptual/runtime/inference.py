@@ -36,7 +36,7 @@ from torch import nn
 
 from perceptual.runtime.precision import autocast, float_precision
 from perceptual.runtime.quantization import quantize_residuals
-from perceptual.method.transformer import InstanceNorm
+from perceptual.runtime.layers import InstanceNorm
 
 log = logging.getLogger("perceptual.runtime.inference")
 
@@ -135,7 +135,7 @@ class PolyphaseConv(nn.Module):
 
 def _swap_layers(model: nn.Module) -> nn.Module:
     """Replace, in place, output convolutions by :class:`PolyphaseConv` and plain instance norms
-    (affine, no running statistics) by :class:`perceptual.method.transformer.InstanceNorm`, which keeps
+    (affine, no running statistics) by :class:`perceptual.runtime.layers.InstanceNorm`, which keeps
     channels-last memory (the networks built here use it already)."""
     for name, child in model.named_children():
         if PolyphaseConv.applies(child):

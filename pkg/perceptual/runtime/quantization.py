@@ -33,7 +33,7 @@ from torch import nn
 
 from perceptual.core import demo, images
 from perceptual.runtime.precision import int8_kernels
-from perceptual.method.transformer import ResidualBlock
+from perceptual.runtime.layers import Residual
 
 CALIBRATION = ("astronaut", "chelsea", "coffee", "rocket")  # scikit-image sample photographs
 CALIBRATION_SIDE = 256  # px: calibration images are resized to this square
@@ -96,8 +96,8 @@ class Int8Conv(nn.Module):
 
 
 def residual_convs(model: nn.Module) -> list[str]:
-    """Names of the convolutions inside :class:`perceptual.method.transformer.ResidualBlock` modules."""
-    blocks = [name for name, m in model.named_modules() if isinstance(m, ResidualBlock)]
+    """Names of the convolutions inside :class:`perceptual.runtime.layers.Residual` blocks."""
+    blocks = [name for name, m in model.named_modules() if isinstance(m, Residual)]
     return [f"{b}.{name}" for b in blocks for name, m in model.get_submodule(b).named_modules()
             if type(m) is nn.Conv2d and not name.endswith(".reference")]  # not the float copy an Int8Conv keeps
 

@@ -113,6 +113,20 @@ def trainer(model: nn.Module, step: Step, opt: torch.optim.Optimizer, device: to
     return EagerStep(model, step, opt, device, prec)
 
 
+def fp16_scaler(step, state: dict | None = None):
+    """fp16's gradient scaler of an eager ``step`` (None otherwise), with a checkpoint's ``state``
+    loaded (its scale and growth count: resumed fp16 steps scale alike)."""
+    scaler = step.scaler if isinstance(step, EagerStep) and step.scaler.is_enabled() else None
+    if scaler is not None and state:
+        scaler.load_state_dict(state)
+    return scaler
+
+
+def replayed(step) -> bool:
+    """Whether ``step`` captured a CUDA graph and replays it (False where a capture failed)."""
+    return isinstance(step, GraphedStep) and step.input is not None
+
+
 class GraphedStep:
     """``step(model, batch)`` + backward + ``opt.step()``, eager for ``warmup`` calls, then one
     CUDA graph replayed per call. ``prec`` is a resolved precision (bf16 or fp32). The CUDA calls

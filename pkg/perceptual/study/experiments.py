@@ -649,7 +649,7 @@ def superresolution(ctx: Context, progress: bool = True) -> Path:
     set × factor × protocol × method, each network output as is and histogram-matched. Writes
     ``sr_per_image.csv`` and ``sr_summary.csv`` (``protocol`` and ``matched`` columns)."""
     from perceptual.evaluation import similarity
-    from perceptual.method.superres import PROTOCOLS, evaluate, summarise
+    from perceptual.evaluation.sr_benchmark import PROTOCOLS, evaluate, summarise
 
     p = ctx.profile
     out = ctx.out("superres")

@@ -266,14 +266,14 @@ def parse_gpus(text: str) -> list[str]:
 
 def reproduce(profile: str | None = None, gpus: Sequence[str] = (), slurm: SlurmOptions | None = None,
               only: str | None = None, build: bool = True, device: str | None = None,
-              runner: Runner = train) -> int:
-    """Train the profile's jobs on ``gpus`` (or Slurm), then :func:`perceptual.book.site.reproduce`.
-    Returns an exit code: 1 naming the failed jobs (nothing evaluated), else the book's."""
-    from perceptual.book import site as book
+              runner: Runner = train, then: Callable[..., int] | None = None) -> int:
+    """Train the profile's jobs on ``gpus`` (or Slurm), then ``then(name, only=, build_book=, device=)``
+    (the command line passes :func:`perceptual.book.site.reproduce`). Returns an exit code: 1 naming
+    the failed jobs (nothing evaluated), else ``then``'s (0 without one)."""
     from perceptual.study import experiments, profiles
     from perceptual.core import paths
 
-    name, why = book.choose_profile(profile)
+    name, why = profiles.choose(profile)
     ctx = experiments.Context.create(profiles.get(name), device)
     jobs = training_jobs(ctx)
     for rel in dict.fromkeys((*ctx.profile.train_dirs, *(j.args[0] for j in jobs if j.kind == "style"))):
@@ -293,7 +293,7 @@ def reproduce(profile: str | None = None, gpus: Sequence[str] = (), slurm: Slurm
               "the others are trained. Run the same command again to resume them; nothing was evaluated.",
               file=sys.stderr)
         return 1
-    return book.reproduce(name, only=only, build_book=build, device=device)
+    return then(name, only=only, build_book=build, device=device) if then else 0
 
 
 def _run_dir(jobs: Sequence[Job], name: str) -> Path | str:

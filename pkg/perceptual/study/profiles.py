@@ -289,3 +289,17 @@ def describe(profile: Profile) -> str:
     lines += [f"  {k} = {v}" for k, v, _ in flatten(profile) if k not in ("name", "description", "notes", "cpu")]
     lines += [f"  note: {n}" for n in note_lines(profile)]
     return "\n".join(lines)
+
+
+def choose(name: str | None) -> tuple[str, str]:
+    """(profile, reason): an explicit name wins; else paper with a CUDA GPU, demo without."""
+    if name:
+        return name, "asked for"
+    env = os.environ.get("PERCEPTUAL_PROFILE")
+    if env:
+        return env, "PERCEPTUAL_PROFILE"
+    import torch
+
+    if torch.cuda.is_available():
+        return "paper", f"a CUDA GPU is present ({torch.cuda.get_device_name(0)})"
+    return "demo", "no CUDA GPU is present"

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from perceptual.study import claims
 from perceptual.core import paths, store
@@ -37,7 +36,7 @@ def _downsized_png(src: Path, dst: Path, max_side: int) -> None:
 
 
 def _fp16_model(src: Path, dst: Path) -> None:
-    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    ckpt = store.load_torch(src)
     state = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     meta = {**ckpt["meta"], "published_dtype": "float16"}
     store.atomic_torch_save({"model": state, "meta": meta}, dst)

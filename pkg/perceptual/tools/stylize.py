@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perceptual.core import images
+from perceptual.core import colour, images
 from perceptual.core.data import list_images
 from perceptual.runtime.inference import inference_model, process
 from perceptual.runtime.precision import resolve
@@ -41,22 +41,10 @@ log = logging.getLogger("perceptual.tools.stylize")
 # post-processing
 
 
-def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    """BT.601 full-range YCbCr (JPEG convention), values in [0, 255]. (…, 3, H, W)."""
-    m = x.new_tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
-    y = torch.einsum("ij,...jhw->...ihw", m, x)
-    return y + x.new_tensor([0.0, 128.0, 128.0]).view(3, 1, 1)
-
-
-def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    m = x.new_tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]])
-    return torch.einsum("ij,...jhw->...ihw", m, x - x.new_tensor([0.0, 128.0, 128.0]).view(3, 1, 1))
-
-
 def preserve_color(stylised: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """Luminance of ``stylised`` with the chroma of ``content`` (same shape)."""
-    s, c = rgb_to_ycbcr(stylised), rgb_to_ycbcr(content)
-    return ycbcr_to_rgb(torch.cat([s[..., :1, :, :], c[..., 1:, :, :]], dim=-3)).clamp(0, 255)
+    s, c = colour.rgb_to_jpeg_ycbcr(stylised), colour.rgb_to_jpeg_ycbcr(content)
+    return colour.jpeg_ycbcr_to_rgb(torch.cat([s[..., :1, :, :], c[..., 1:, :, :]], dim=-3)).clamp(0, 255)
 
 
 def median3(x: torch.Tensor) -> torch.Tensor:
