@@ -138,3 +138,77 @@ def test_runners_use_the_authors_per_style_weights():
     assert experiments.style_config(ctx, "styles/pytorch-examples/candy.jpg").loss.tv_weight == 1e-6  # not listed
     demo_ctx = experiments.Context.create(profiles.get("demo", gpu=False), "cpu")
     assert experiments.style_config(demo_ctx, demo.STYLE_FILE).loss.style_weight == 0.2  # not in the table
+
+
+def test_the_baseline_starts_where_the_authors_did():
+    import torch
+
+    from perceptual.method import gatys
+
+    cfg = config.GatysConfig()
+    assert (cfg.init, cfg.noise_amplitude) == ("noise", 1.0)
+    source = {f.name: f.metadata["source"] for f in dataclasses.fields(config.GatysConfig)}["noise_amplitude"]
+    assert "slow_neural_style.lua" in source and "mean pixel ± 1 grey level" in source
+    x = gatys.initial_image((64, 64), "noise", 0, torch.device("cpu"))  # the mean pixel ± 1 grey level
+    assert x.mean(dim=(0, 2, 3)).tolist() == pytest.approx([123.68, 116.779, 103.939], abs=0.1)
+    assert x.std(dim=(0, 2, 3)).tolist() == pytest.approx([1.0] * 3, abs=0.05)
+    loud = gatys.initial_image((64, 64), "noise", 0, torch.device("cpu"), amplitude=10.0)
+    assert loud.std(dim=(0, 2, 3)).tolist() == pytest.approx([10.0] * 3, abs=0.5)
+    u = gatys.initial_image((64, 64), "uniform", 0, torch.device("cpu"))  # the start before issue 26
+    assert u.min() >= 0 and u.max() <= 255 and u.std().item() == pytest.approx(255 / 12 ** 0.5, rel=0.05)
+    with pytest.raises(ValueError, match="unknown init"):
+        gatys.initial_image((8, 8), "white", 0, torch.device("cpu"))
+    assert gatys.feature_inversion_config(10).init == "uniform"  # the inversions keep their start (issue 26, item 5)
+
+
+def test_the_deviation_table_shows_the_start_the_sr_tv_and_the_vgg19_layers():
+    from perceptual.study import experiments
+
+    ctx = experiments.Context.create(profiles.get("cpu", gpu=False), "cpu")
+    run = experiments.build_preset(ctx)
+    rows = config.deviations(config.as_printed(), config.REFERENCE, run,
+                             names=("paper", "reference", "run")).set_index("setting")
+    assert rows.loc["gatys.noise_amplitude", ["paper", "reference", "run"]].tolist() == ["—", "1.0", "1.0"]
+    assert rows.loc["sr.tv_weight", ["paper", "reference", "run"]].tolist() == ["0.0", "1e-06", "0.0"]
+    layers = rows.loc["style.loss layers in the loss network"]
+    assert layers.paper == "VGG-16 relu2_2, relu1_2, relu3_3, relu4_3"
+    assert layers.run == ("VGG-19 relu2_2, relu1_2, relu3_3, relu4_3, by the same names: relu3_3 (block-final: "
+                          "relu3_4), relu4_3 (block-final: relu4_4)")
+    assert "same depth and receptive field" in layers.source
+    # the SR iterations: per factor, ℓ_pixel and ℓ_feat alike, never one number for all
+    assert rows.loc["sr.iterations", "run"] == "×4: 3500 (ℓ_pixel, ℓ_feat); ×8: 1200 (ℓ_pixel, ℓ_feat); SRCNN 2000 where retrained"
+
+
+def test_sr_schedules_are_identical_for_pixel_and_feat_in_every_profile():
+    from perceptual.study import experiments
+
+    for name in profiles.PROFILES:
+        for gpu in (True, False):
+            for p in (profiles.get(name, gpu=gpu), profiles.get(name + profiles.SMOKE_SUFFIX, gpu=gpu)):
+                assert profiles.check_sr_schedules(p) == [], p.name
+    cpu = experiments.Context.create(profiles.get("cpu", gpu=False), "cpu")
+    assert {(f, m): experiments.sr_config(cpu, f, m).iterations for f in (4, 8) for m in ("pixel", "feat", "srcnn")} == \
+        {(4, "pixel"): 3500, (4, "feat"): 3500, (4, "srcnn"): 2000, (8, "pixel"): 1200, (8, "feat"): 1200,
+         (8, "srcnn"): 2000}
+    unequal = dataclasses.replace(cpu.profile, sr_method_iterations=(("feat", 4, 3000),))
+    assert profiles.check_sr_schedules(unequal) == ["×4: ℓ_pixel 3500 vs ℓ_feat 3000"]
+    assert profiles.sr_schedule(unequal).startswith("×4: ℓ_pixel 3500, ℓ_feat 3000; ×8: 1200 (ℓ_pixel, ℓ_feat)")
+
+
+def test_a_networks_real_iterations_come_from_its_record():
+    from perceptual.study import experiments
+
+    segments = {"segments": [{"iterations": [0, 400]}, {"iterations": [400, 1000]}],
+                "provenance": {"config": {"iterations": 5000}}}
+    assert experiments.trained_iterations(segments) == 1000  # stopped early: what ran, not what was asked for
+    assert experiments.trained_iterations({"provenance": {"config": {"iterations": 3000}}}) == 3000  # before segments
+    assert experiments.trained_iterations(None) is None
+
+
+def test_vgg19_to_relu4_3_costs_13_percent_more():
+    from perceptual.method import vgg
+
+    assert vgg.conv_cost(19, "relu4_3") / vgg.conv_cost(16, "relu4_3") == pytest.approx(35008 / 30912)
+    assert vgg.conv_cost(19, "relu3_3") == vgg.conv_cost(16, "relu3_3")  # the same depth in block 3
+    with pytest.raises(KeyError):
+        vgg.conv_cost(16, "relu4_4")

@@ -157,3 +157,41 @@ def test_shared_mirror_status(monkeypatch):
     for name in ("set5", "set14", "bsd100"):
         folder = data.get(name).path()
         assert all(data.verify(folder / rel, h) for rel, _, h in data.get(name).files())
+
+
+def test_check_hashes_lists_each_corrupt_file_and_exits_non_zero(registry, capsys):
+    from perceptual import cli
+
+    folder = data.fetch("tiny", progressbar=False)  # into the download cache (no PERCEPTUAL_DATA_ROOT)
+    assert cli.main(["data", "status", "--check-hashes"]) == 0
+    capsys.readouterr()
+    bad = folder / "sub" / "a.png"
+    expected = data.file_hash(bad)
+    bad.write_bytes(bad.read_bytes()[:-10] + b"0123456789")  # damaged in place
+    actual = data.file_hash(bad)
+    assert cli.main(["data", "status", "--check-hashes"]) == 1
+    out, err = capsys.readouterr()
+    assert f"    corrupt: sets/tiny/sub/a.png  expected sha256:{expected[:12]}…, found sha256:{actual[:12]}…\n" in out
+    assert out.count("corrupt:") == 1 and "  tiny " in out and " corrupt " in out
+    assert err == ("error: 1 corrupt file in tiny (listed above); `perceptual data fetch tiny` downloads them again\n")
+    assert cli.main(["data", "fetch", "tiny"]) == 0  # what the message says mends it
+    assert data.file_hash(bad) == expected
+    assert cli.main(["data", "status", "--check-hashes"]) == 0
+
+
+def test_a_data_root_that_does_not_exist_is_named(tmp_path, monkeypatch, capsys):
+    from perceptual import cli
+
+    typo = tmp_path / "shraed" / "data"
+    monkeypatch.setenv("PERCEPTUAL_DATA_ROOT", str(typo))
+    assert cli.main(["data", "status"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"error: PERCEPTUAL_DATA_ROOT={typo}: the data root does not exist; correct the path, or unset "
+                   f"PERCEPTUAL_DATA_ROOT to use the download cache ({paths.cache_dir() / 'data'})\n")
+    with pytest.raises(data.DataMissing, match="PERCEPTUAL_DATA_ROOT=.*shraed/data: the data root does not exist"):
+        data.require("set5")
+    typo.parent.mkdir()
+    typo.write_text("")
+    with pytest.raises(data.DataRootMissing, match="the data root is not a folder"):
+        data.status()

@@ -53,3 +53,30 @@ def test_dominant_wavelength_tracks_the_period():
 def test_spearman():
     assert detail.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert detail.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_periodic_peak_reaches_the_period_2_checkerboard():
+    """The rings run to the spectrum's corners: a period-2 pattern (f = 0.5 along an axis, the
+    checkerboard on the diagonal) stands out of noise; the rings used to stop short of f = 0.5."""
+    rng = np.random.default_rng(2)
+    noise = rng.normal(0, 5, (128, 128, 3))
+    y, x = np.mgrid[:128, :128]
+    columns = np.repeat((2.0 * (x % 2) - 1)[..., None], 3, -1)  # alternate every pixel along x: f = (0.5, 0)
+    board = np.repeat((2.0 * ((x + y) % 2) - 1)[..., None], 3, -1)  # the checkerboard: f = (0.5, 0.5)
+    base = detail.periodic_peak_ratio(noise)
+    assert detail.periodic_peak_ratio(noise + 2 * columns) > 50 * base
+    assert detail.periodic_peak_ratio(noise + 2 * board) > 50 * base
+
+
+def test_high_band_correlation_says_whether_the_detail_is_right():
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0, 255, (64, 64, 3))
+    assert detail.high_band_correlation(truth, truth) == pytest.approx(1.0)
+    assert detail.high_band_correlation(0.3 * truth, truth) == pytest.approx(1.0)  # any amplitude: right detail
+    assert detail.high_band_correlation(255 - truth, truth) == pytest.approx(-1.0)
+    invented = rng.uniform(0, 255, (64, 64, 3))  # as much detail, unrelated to the truth
+    assert abs(detail.high_band_correlation(invented, truth)) < 0.1
+    assert detail.high_band_correlation(truth + invented, truth) == pytest.approx(np.sqrt(0.5), abs=0.1)
+    flat = np.full((64, 64, 3), 128.0)
+    assert detail.high_band_correlation(flat, truth) == 0.0
+    assert set(detail.sr_measures(truth, truth)) == {"grad_ratio", "hf_ratio", "hf_corr", "hatch_peak"}

@@ -165,7 +165,21 @@ def test_stage_mathjax_copies_the_tex_chtml_files(tmp_path, monkeypatch):
                       "jax/output/CommonHTML/jax.js"]
     monkeypatch.setenv("PERCEPTUAL_MATHJAX", str(tmp_path / "none"))
     monkeypatch.setattr(book, "MATHJAX_DEFAULT", tmp_path / "none")
+    monkeypatch.setattr(book, "_pip_mathjax", lambda: None)
     assert book.stage_mathjax(tmp_path / "out2") is None and not (tmp_path / "out2").exists()
+
+
+def test_mathjax_comes_from_the_python_dependency_without_debians(monkeypatch, tmp_path):
+    """A fresh machine (no libjs-mathjax): the copy in the jupyter-server-mathjax wheel serves."""
+    monkeypatch.delenv("PERCEPTUAL_MATHJAX", raising=False)
+    monkeypatch.setattr(book, "MATHJAX_DEFAULT", tmp_path / "none")
+    src = book.mathjax_source()
+    assert src is not None and src.parts[-2:] == ("jupyter_server_mathjax", "static")
+    assert book.mathjax_config(src) == "TeX-AMS-MML_HTMLorMML-full"
+    assert book.stage_mathjax(tmp_path / "out") == str(src)
+    staged = tmp_path / "out" / "mathjax"
+    assert (staged / "config/TeX-AMS-MML_HTMLorMML-full.js").is_file() and (staged / "jax/input/TeX").is_dir()
+    assert any((staged / "fonts/HTML-CSS/STIX-Web/woff").rglob("*.woff"))
 
 
 def test_compute_records_the_time_only_when_it_computed(tmp_path, monkeypatch):
@@ -245,10 +259,87 @@ def test_a_longer_sensitivity_run_is_also_judged_at_the_bench_length(tmp_path):
     at = t.header.index("loss ratio after 200")
     assert [r[at] for r in t.rows] == ["1.000", "1.050", "0.980", "0.950"]
     assert [r[-1] for r in t.rows] == ["1.000", "1.005", "1.010", "0.990"]
-    assert ("after 200 iterations float32 runs that differ only in summation order or in their style targets move "
+    assert ("after 200 iterations float32 runs that differ only in summation order or in their style images' Gram matrices move "
             "it by up to 5.0 %" in t.notes[-1])
     assert ("bf16, as the fast path runs it, moved it by 2.0 % (bf16 in any layout or network: -5.0 % to -2.0 %); "
             "after 400 iterations" in t.notes[-1])
     assert t.notes[-1].endswith("at most 0.5 %, within the loss agreement's 3 %: the agreement can resolve a "
                                 "precision effect beyond that; bf16, as the fast path runs it, moved it by 1.0 % "
                                 "(bf16 in any layout or network: -1.0 % to +1.0 %).")
+
+
+# ---------------------------------------------------------------------------------------------
+# the report's pieces: clean text, verdicts from the claims, figures for people
+
+
+def test_a_failed_optional_metric_is_one_short_sentence():
+    raw = ("not computed: the torchvision AlexNet weights are not in the torch hub cache (/root/.cache/torch/hub/"
+           "checkpoints) and could not be downloaded (<urlopen error [Errno -2] Name or service not known>).")
+    assert pages.metric_status("LPIPS", raw) == "LPIPS: not computed (weights not available offline)."
+    assert pages.metric_status("LPIPS", "computed") == ""
+    assert "pip" not in pages.metric_status("DISTS", "not computed: DISTS needs α, β (pip install DISTS-pytorch)")
+    note = "SRCNN 9-1-5 on RGB, retrained here (fallback: published SRCNN weights could not be downloaded (cannot reach x))"
+    assert pages.model_note(note) == ("SRCNN 9-1-5 on RGB, retrained here (the published SRCNN weights were not "
+                                      "available offline)")
+
+
+def test_pages_show_no_machine_paths_and_no_dirty_versions(monkeypatch):
+    assert pages.version("0710cdd-dirty") == "0710cdd with local changes" and pages.version("caebcb5") == "caebcb5"
+    root = book.paths.ROOT
+    assert pages.shown_path(root / "results" / "published" / "cpu") == "results/published/cpu"
+    assert pages.shown_path("/tmp/abc/data") == "…/abc/data"
+    nb = _notebook(('data_root = None      # a local mirror\nresults = None  # folder', ["parameters"]),
+                   (f'data_root = "/tmp/xyz/data"\nresults = "{root / "results" / "published"}"\n', ["injected-parameters"]))
+    book.show_parameters(nb)
+    assert "/tmp" not in nb.cells[0].source and str(root) not in nb.cells[0].source
+    assert 'results = \'results/published\'' in nb.cells[0].source
+    assert nb.cells[0].source.startswith("data_root = None  # this build: set to a folder on its machine")
+
+
+def test_verdicts_are_counted_whatever_they_are_and_claims_apart_are_left_out():
+    t = pd.DataFrame({"claim": ["C1", "C2", "C3", "C4", "C11"], "where": ["Fig. 5"] * 5,
+                      "verdict": ["reproduced", "inconclusive", "not reproduced", "inconclusive", "reproduced"],
+                      "apart": [False, False, False, False, True]})
+    assert pages.tally(t) == "1 reproduced, 2 inconclusive, 1 not reproduced"
+    assert pages.tally(t.drop(columns="apart").assign(verdict=["x", "partly", "partly", "x", "x"])) == "2 partly, 3 x"
+    assert "verdict-inconclusive" in pages.verdict_badge("inconclusive")
+    assert pages.claim_chapter("C6") == "inversion" and pages.claim_chapter("C99", "§4.2, Fig. 8") == "superres"
+    assert pages.claim_chapter("C98", "nowhere") == "claims"
+
+
+def test_captions_carry_the_computed_verdict_or_none(monkeypatch):
+    class Ctx:
+        profile = profiles.get("demo", gpu=False)
+
+    t = pd.DataFrame({"claim": ["C6", "C7"], "verdict": ["reproduced", "inconclusive"]})
+    monkeypatch.setattr(pages, "claims_table", lambda *a, **k: t)
+    assert pages.figure_caption(Ctx, "Fig. 3", ["C6"], "Text.") == "**Fig. 3.** Tests C6 (reproduced). Text."
+    assert pages.figure_caption(Ctx, "Fig. 4", ["C7", "C9"], "T.") == "**Fig. 4.** Tests C7 (inconclusive). T."
+    monkeypatch.setattr(pages, "claims_table", lambda *a, **k: None)
+    assert pages.figure_caption(Ctx, "Fig. 3", ["C6"], "Text.") == "**Fig. 3.** Text."
+
+
+def test_the_landing_numbers_come_out_of_the_evidence_or_its_first_clause():
+    assert pages.ours_short("C1", "128²: network 1.7e5 vs L-BFGS@50 1e5; L-BFGS matches the network at iteration "
+                                  "21, 28 (median 24, 2 images)") == "L-BFGS matches it at iteration 24 (128²)"
+    assert pages.ours_short("C10", "median 57.90× over 6") == "periodic peak 57.90× ℓ_pixel's"
+    long = "a new kind of evidence " * 10
+    assert pages.ours_short("C6", long + "; more").endswith("…") and len(pages.ours_short("C6", long)) <= 90
+
+
+def test_figures_are_panels_of_at_least_256_px_with_alt_text(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), "red").save(tmp_path / "a.png")
+    out = pages.figure([pages.Panel(tmp_path / "a.png", "relu2_2", "a reconstruction from relu2_2"), None,
+                        pages.Panel(tmp_path / "missing.png", "relu5_3")], "**Fig. 3.** Text `x`.", columns=2).data
+    assert "alt='a reconstruction from relu2_2'" in out and "data:image/png;base64," in out
+    assert "minmax(256px, 1fr)" in out and "relu5_3: not available" in out
+    assert "<b>Fig. 3.</b> Text <code>x</code>." in out
+    assert "/tmp" not in out
+
+
+def test_table_one_is_copied_as_printed():
+    t = pages.paper_table1()
+    assert t.rows[0] == ["256×256", "3.17", "9.52", "15.86", "0.015", "212× · 636× · 1060×"]
+    assert t.rows[2][-1] == "208× · 625× · 1042×"

@@ -162,7 +162,7 @@ def test_feature_inversion_relu2_2_comes_close(net, demo_root):
     from perceptual.method.superres import gaussian_blur
 
     blurred_rmse = (gaussian_blur(r.image, 1.0) - gaussian_blur(target, 1.0)).pow(2).mean().sqrt().item()
-    start_rmse = (gaussian_blur(gatys.initial_image((64, 64), "noise", 0, torch.device("cpu")), 1.0)
+    start_rmse = (gaussian_blur(gatys.initial_image((64, 64), "uniform", 0, torch.device("cpu")), 1.0)
                   - gaussian_blur(target, 1.0)).pow(2).mean().sqrt().item()
     assert blurred_rmse < 8.0 and blurred_rmse < 0.1 * start_rmse
 
@@ -286,3 +286,18 @@ def test_speed_rows_columns(net, trained):
     assert row["size"] == 64 and row["gatys_per_iteration"] > 0 and row["feedforward"] > 0
     assert row["speedup_300"] == pytest.approx(300 * row["gatys_per_iteration"] / row["feedforward"])
     assert row["gatys_500"] == pytest.approx(500 * row["gatys_per_iteration"])
+
+
+def test_train_style_names_a_folder_given_as_the_style(tmp_path, demo_root, capsys):
+    styles = demo_root / demo.STYLE_FILE
+    folder = styles.parent
+    run = tmp_path / "run"
+    rc = cli.main(["train-style", "--style", str(folder), "--data", str(demo_root / "train/demo"), "--out", str(run),
+                   "--iterations", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err == (f"error: argument --style: {folder} is a folder; give the style image file itself "
+                   f"(e.g. {folder / sorted(p.name for p in folder.iterdir() if p.suffix == styles.suffix)[0]})\n")
+    assert not run.exists()  # refused before anything was made
+    with pytest.raises(images.ImageError, match=r"is a folder, not an image file; name an image file"):
+        images.read_image(folder)

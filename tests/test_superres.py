@@ -159,7 +159,7 @@ def test_evaluation_runner(tmp_path, demo_root):
         assert (tmp_path / "out" / f"Tiny_cat_x4_{name}.png").is_file()
     summary = sr_benchmark.summarise(per_image, {"lpips": "not computed: no weights"})
     assert list(summary.columns) == ["dataset", "factor", "protocol", "method", "matched", "psnr", "ssim",
-                                     "grad_ratio", "hf_ratio", "hatch_peak", "images", "lpips"]
+                                     "grad_ratio", "hf_ratio", "hf_corr", "hatch_peak", "images", "lpips"]
     assert len(summary) == 6 and (summary.lpips == "not computed: no weights").all()
     with pytest.raises(ValueError, match="unknown evaluation protocol"):
         sr_benchmark.evaluate([("Tiny", hr_dir)], 4, {}, tmp_path / "out", torch.device("cpu"), protocols=("matlab",))
@@ -210,3 +210,46 @@ def test_subset_zero_keeps_the_model_hash(tmp_path, demo_root):
     assert listed == [str(f) for f in superres.training_subset(all_files, 3, cfg.seed)]
     meta = torch.load(path, weights_only=True)["meta"]
     assert meta["train_files"] == str(tmp_path / "train_files.txt") and meta["provenance"]["train_images"] == 3
+
+
+def test_the_sr_tables_record_each_networks_real_iterations(tmp_path, monkeypatch):
+    """The SR chapter's tables carry each network's real training iterations (from its model.pt) and
+    its meta the per-network counts and the schedule, never one number for all (issue 26)."""
+    import pandas as pd
+
+    from perceptual.core import store
+    from perceptual.method import srcnn
+    from perceptual.method.transformer import SRCNN, SRNet
+    from perceptual.study import experiments, profiles
+    from perceptual.study.chapters import superres as sr_chapter
+
+    (tmp_path / "sr/Tiny").mkdir(parents=True)
+    Image.fromarray(demo.sample("chelsea")[:48, :48]).save(tmp_path / "sr/Tiny/cat.png")
+    ran = {("pixel", 4): 900, ("feat", 4): 800, ("srcnn", 4): 700}  # stopped where they stopped
+
+    def fake_model(ctx, factor, method, progress=True):
+        torch.manual_seed(0)
+        net = SRCNN() if method == "srcnn" else SRNet(factor)
+        path = tmp_path / f"models/{method}/model.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"kind": "srcnn" if method == "srcnn" else "sr", "arch": net.arch, "factor": factor, "method": method,
+                "segments": [{"iterations": [0, ran[method, factor]]}],
+                "provenance": {"config": {"iterations": 1000}}}
+        store.atomic_torch_save({"model": net.state_dict(), "meta": meta}, path)
+        return path
+
+    monkeypatch.setattr(sr_chapter, "sr_model", fake_model)
+    monkeypatch.setattr(srcnn, "published_file", lambda: (None, "not offline"))
+    demo_p = profiles.get("demo", gpu=False)
+    p = replace(demo_p, name="sr-iterations-test", data="root", sr_sets=(("Tiny", "sr/Tiny"),), sr_factors=(4,),
+                sr=replace(demo_p.sr, iterations=1000), srcnn_iterations=1000)
+    ctx = experiments.Context(p, torch.device("cpu"), tmp_path)
+    table = experiments.superresolution(ctx, progress=False)
+    summary = pd.read_csv(table.parent / "sr_summary.csv")
+    got = summary[summary.protocol == "standard"].drop_duplicates("method").set_index("method").iterations
+    assert got.drop("bicubic").to_dict() == {"pixel": 900, "feat": 800, "srcnn": 700} and np.isnan(got["bicubic"])
+    meta = store.read_meta(table)
+    assert meta["network_iterations"] == {"4": {"pixel": 900, "feat": 800, "srcnn": 700}}
+    assert meta["config"]["iterations"] == "×4: 1000 (ℓ_pixel, ℓ_feat); SRCNN 1000 where retrained"
+    assert "networks trained ℓ_pixel ×4 900, ℓ_feat ×4 800, SRCNN ×4 700 iterations" in meta["summary"]
+    assert meta["detail_version"] == 2

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,11 +75,20 @@ def loss_network(name: str) -> str:
 def _cmd_data(args) -> int:
     from perceptual.core import data
     if args.action == "status":
-        rows = data.status(check_hashes=args.check_hashes)
+        rows = data.status(check_hashes=args.check_hashes)  # DataError if PERCEPTUAL_DATA_ROOT does not exist
         print(f"data root: {data.paths.data_root()}")
         width = max(len(r["dataset"]) for r in rows)
         for r in rows:
             print(f"  {r['dataset']:<{width}}  {r['status']:<10} {r['files']:>6}/{r['expected']:<6} {r['folder']}")
+            for bad in r.get("corrupt_files", ()):
+                print(f"    corrupt: {bad['path']}  expected {bad['expected']}, found {bad['actual']}")
+        corrupt = [r for r in rows if r["corrupt"]]
+        if corrupt:
+            n, names = sum(r["corrupt"] for r in corrupt), " ".join(r["dataset"] for r in corrupt)
+            fix = ("replace them from the mirror's source (PERCEPTUAL_DATA_ROOT is never written to)"
+                   if data.paths.data_root_is_mirror() else f"`perceptual data fetch {names}` downloads them again")
+            print(f"error: {n} corrupt file{'s' if n > 1 else ''} in {names} (listed above); {fix}", file=sys.stderr)
+            return 1
         return 0
     if not args.names:
         print("error: name the datasets to fetch: " + ", ".join(data.registry()), file=sys.stderr)
@@ -95,18 +106,29 @@ def _cmd_profile(args) -> int:
 
 
 def _cmd_stylize(args) -> int:
+    """Each output's path on stdout as it is written; skipped outputs, failures (one line each,
+    naming the input) and the counts on stderr. Exit 1 when an input failed."""
+    from tqdm.auto import tqdm
+
     from perceptual.tools.stylize import stylize_files
+
+    def event(kind: str, _path: Path, line: str) -> None:  # above the progress bar, at once
+        if kind == "written":
+            tqdm.write(line, file=sys.stdout)
+            sys.stdout.flush()
+        else:
+            tqdm.write(f"failed: {line}" if kind == "failed" else line, file=sys.stderr)
 
     report = stylize_files(args.model, args.inputs, args.output, keep_colors=args.preserve_color,
                            median=args.median, device=args.device, suffix=args.format, max_side=args.max_side,
                            strength=args.strength, progress=not args.quiet, overwrite=args.overwrite,
-                           precision=args.precision, tile=args.tile)
-    for path in report.written:
-        print(path)
-    for path, err in report.failed:
-        print(f"failed: {err}", file=sys.stderr)
+                           precision=args.precision, tile=args.tile, on_event=event)
+    if report.skipped:
+        n = len(report.skipped)
+        print(f"{n} existing output{'s' if n > 1 else ''} kept (complete; --overwrite recomputes them)", file=sys.stderr)
     if report.failed:
-        print(f"{len(report.failed)} of {len(report.failed) + len(report.written)} inputs failed", file=sys.stderr)
+        total = len(report.failed) + len(report.written) + len(report.skipped)
+        print(f"{len(report.failed)} of {total} inputs failed (named above); the others were written", file=sys.stderr)
     return 0 if report.ok else 1
 
 
@@ -130,7 +152,11 @@ def _cmd_bench(args) -> int:
             raise UsageError(f"argument --{name}: sets the --sensitivity run; the bench's sizes are fixed (issue 12)")
     profile = profiles.get(args.profile)
     ctx = experiments.Context.create(profile, args.device)
-    if args.sensitivity:
+    if args.cli:
+        from perceptual.study.chapters.speed import speed_cli
+
+        print(speed_cli(ctx, tiny=args.tiny))
+    elif args.sensitivity:
         print(experiments.speed_sensitivity(ctx, tiny=args.tiny, progress=not args.quiet, size=args.size,
                                             iterations=args.iterations))
     else:
@@ -148,6 +174,14 @@ def _workers(args) -> int:
 def _cmd_train_style(args) -> int:
     from perceptual.method.train import train_style
 
+    style = Path(args.style)
+    if style.is_dir():
+        found = sorted(p.name for p in style.iterdir()
+                       if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"))
+        example = f" (e.g. {style / found[0]})" if found else ""
+        raise UsageError(f"argument --style: {style} is a folder; give the style image file itself{example}")
+    if not style.is_file():
+        raise UsageError(f"argument --style: {style}: no such file; give the style image file")
     preset = config.PRESETS[args.preset]
     cfg = config.style_preset(args.style_preset, preset.style) if args.style_preset else preset.style
     overrides = {k: v for k, v in (("iterations", args.iterations), ("image_size", args.image_size),
@@ -195,16 +229,33 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_pack(args) -> int:
+    from perceptual.study import transfer
+
+    for path in transfer.pack(Path(args.folder), Path(args.out), args.max_files, args.max_mib * transfer.MIB):
+        print(path)
+    return 0
+
+
+def _cmd_unpack(args) -> int:
+    from perceptual.study import transfer
+
+    print(transfer.unpack(Path(args.manifest), Path(args.dest)))
+    return 0
+
+
 def _cmd_reproduce(args) -> int:
     from perceptual.book import site as book
     profile = args.profile
+    if args.deadline:  # every training process of this command (workers too) checkpoints and stops there
+        os.environ["PERCEPTUAL_DEADLINE"] = str(time.time() + 60 * args.deadline)
     if args.smoke:  # the paper profile's path (or --profile's) in seconds: profiles.smoke
         profile = (profile or "paper") + profiles.SMOKE_SUFFIX
     if args.gpus or args.slurm:
         from perceptual.study import jobs
         slurm = jobs.SlurmOptions(partition=args.slurm_partition, time_min=args.slurm_time,
                                   gpus=args.slurm_gpus) if args.slurm else None
-        return jobs.reproduce(profile, gpus=args.gpus or (), slurm=slurm,
+        return jobs.reproduce(profile, gpus=args.gpus or (), slurm=slurm, per_gpu=args.workers_per_gpu,
                               only=args.only, build=not args.no_book, device=args.device, then=book.reproduce)
     return book.reproduce(profile, only=args.only, build_book=not args.no_book, device=args.device)
 
@@ -236,6 +287,19 @@ def _cmd_publish_bench(args) -> int:
     dst = published.publish_bench(args.table, args.code_version)
     print(f"{dst}; commit it to show it in every book's Speed chapter")
     return 0
+
+
+def tile_size(text: str) -> int:
+    """An argparse ``type`` for --tile: a positive whole number (the network sets the minimum,
+    checked when it is loaded: :func:`perceptual.tools.stylize.check_tile`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of pixels") from None
+    if not 1 <= value <= 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not a tile size: give pixels, at most 65536 and more than the "
+                                         "tiles' overlap (the network sets it; stylize names it)")
+    return value
 
 
 def _cmd_compare(args) -> int:
@@ -314,14 +378,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default=".png", choices=(".png", ".jpg"), help="output format")
     s.add_argument("--max-side", type=int_in(16, 65536),
                    help="shrink larger inputs before stylising (output keeps the size)")
-    s.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs are never replaced)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="recompute existing outputs (default: complete ones are kept, so a rerun resumes; "
+                        "inputs are never replaced)")
     s.add_argument("--device")
     s.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),  # precision.INFERENCE_PRECISIONS
                    help="auto: bf16 where the device runs it fast (GPUs of compute capability 8.0 and newer, "
                         "AVX512-BF16/AMX CPUs), else fp32; "
                         "int8: residual blocks in int8 (CPUs with VNNI; calibrated, ≈ 45–52 dB from fp32)")
-    s.add_argument("--tile", type=int, help="process in overlapping tiles of this size (default: only when an "
-                                            "image would not fit in memory; not for instance-norm models)")
+    s.add_argument("--tile", type=tile_size, help="process in overlapping tiles of this size, larger than their "
+                                                  "overlap (default: only when an image would not fit in memory; "
+                                                  "not for instance-norm models)")
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=_cmd_stylize)
 
@@ -340,6 +407,9 @@ def parser() -> argparse.ArgumentParser:
                     help="instead: how far the style loss after 200 iterations moves under perturbations of the "
                          "arithmetic (fp32/bf16, layouts, bf16 in one network, the style Grams' layout; 128², ≈ 20 min on "
                          "2 CPU cores)")
+    bn.add_argument("--cli", action="store_true",
+                    help="instead: the command line as a user runs it — stylize on 24 photos at 512² and train-style for "
+                         "40 iterations at 128², batch 4, as whole processes beside the in-process times (cli.csv)")
     bn.add_argument("--size", type=int_in(16, 2048), help="--sensitivity's image size (default 128)")
     bn.add_argument("--iterations", type=int_in(20, 100_000), help="--sensitivity's run length (default 200; the loss is "
                                                           "kept every 20 iterations)")
@@ -385,11 +455,28 @@ def parser() -> argparse.ArgumentParser:
                     help="the profile (default paper) with every count scaled to seconds, vgg19-caffe, "
                          "coco/val2014 for train2014 (what CI runs; see profiles.SMOKE)")
     rp.add_argument("--gpus", type=_gpu_list, help="train the independent networks concurrently, one per GPU: e.g. 0,1,2,3")
+    rp.add_argument("--workers-per-gpu", type=int_in(1, 16), default=1,
+                    help="with --gpus: train this many networks at a time on each GPU (a batch-4 step leaves a "
+                         "large GPU mostly idle)")
+    rp.add_argument("--deadline", type=int_in(1, 100_000), metavar="MINUTES",
+                    help="stop training after this many minutes with every run checkpointed (exit 75); the same "
+                         "command resumes. For machines lent by the hour")
     rp.add_argument("--slurm", action="store_true", help="train them as Slurm jobs through submitit (resumable)")
     rp.add_argument("--slurm-partition", help="Slurm partition (default: the cluster's)")
     rp.add_argument("--slurm-time", type=int, default=24 * 60, help="minutes per submission; requeued after it")
     rp.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per job (default 1)")
     rp.set_defaults(func=_cmd_reproduce)
+
+    pk = command("pack", help="a folder as gzipped tar parts that fit a bounded way back (default: 8 files of 16 MiB)")
+    pk.add_argument("folder", help="e.g. results/published/gpu")
+    pk.add_argument("out", help="folder to write the parts and manifest into (e.g. $OUT)")
+    pk.add_argument("--max-files", type=int_in(2, 1000), default=8)
+    pk.add_argument("--max-mib", type=int_in(1, 100_000), default=16)
+    pk.set_defaults(func=_cmd_pack)
+    up = command("unpack", help="reassemble and check packed parts, then extract them")
+    up.add_argument("manifest", help="the .manifest.json written by pack (its parts beside it)")
+    up.add_argument("dest", help="folder to extract into (e.g. results/published)")
+    up.set_defaults(func=_cmd_unpack)
 
     b = command("book", help="build the book from the executed notebooks (or from the published results)")
     b.add_argument("--published", metavar="PROFILE", help="render results/published/PROFILE (computes nothing)")
@@ -415,7 +502,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 EXIT_CODES: tuple[tuple[tuple[str, ...], int], ...] = (  # "module:Class", first match wins
-    (("perceptual.tools.stylize:OutputError", "perceptual.method.memory:TooLarge",
+    (("perceptual.tools.stylize:OutputError", "perceptual.tools.stylize:BadOption", "perceptual.method.memory:TooLarge",
       "perceptual.core.data:DataError", "perceptual.method.vgg:WeightsUnavailable", "builtins:KeyError",
       "builtins:FileNotFoundError", "builtins:NotADirectoryError", "builtins:IsADirectoryError"), 2),
     (("perceptual.core.images:ImageError", "builtins:ValueError", "builtins:RuntimeError", "builtins:OSError"), 1),

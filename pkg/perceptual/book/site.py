@@ -39,14 +39,33 @@ CHAPTERS: dict[str, str | None] = {
     "speed": "speed",
     "superres": "superres",
     "custom_loss": None,
+    "implementation": None,  # appendix: the benchmark tables (`perceptual bench`), read, not computed
 }
 STATIC = ("_config.yml", "_toc.yml", "references.md", "_assets", "_ext")
 
 # MathJax 2.7 (Debian's libjs-mathjax, or `npm install mathjax@2` anywhere): the files the
 # TeX → CommonHTML configuration loads, copied into the build so that maths renders offline.
-MATHJAX_DEFAULT = Path("/usr/share/javascript/mathjax")
-MATHJAX_FILES = ("MathJax.js", "config/TeX-AMS_CHTML.js", "config/local", "jax/input/TeX",
-                 "jax/output/CommonHTML", "jax/element", "extensions", "fonts/HTML-CSS/TeX/woff")
+MATHJAX_DEFAULT = Path("/usr/share/javascript/mathjax")  # Debian's libjs-mathjax: the fallback
+# MathJax 2.7 configs, preferred first: Debian's and npm's copies have the TeX → CommonHTML one; the
+# copy inside PyPI's jupyter-server-mathjax wheel (a dependency, so two commands suffice) has only
+# the combined TeX/MathML → HTML-CSS one.
+MATHJAX_CONFIGS = ("TeX-AMS_CHTML", "TeX-AMS-MML_HTMLorMML-full")
+MATHJAX_FILES = ("MathJax.js", *(f"config/{c}.js" for c in MATHJAX_CONFIGS), "config/local", "jax/input/TeX",
+                 "jax/output/CommonHTML", "jax/output/HTML-CSS", "jax/element", "extensions",
+                 "fonts/HTML-CSS/TeX/woff", "fonts/HTML-CSS/STIX-Web/woff")
+
+
+def _pip_mathjax() -> Path | None:
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return None
+    return Path(jupyter_server_mathjax.__file__).parent / "static"
+
+
+def mathjax_config(folder: Path) -> str | None:
+    """The first of :data:`MATHJAX_CONFIGS` that ``folder`` has."""
+    return next((c for c in MATHJAX_CONFIGS if (folder / "config" / f"{c}.js").is_file()), None)
 
 
 choose_profile = profiles.choose  # an explicit name, PERCEPTUAL_PROFILE, else paper with a GPU, demo without
@@ -107,11 +126,31 @@ def show_parameters(nb) -> None:
         if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
                 and node.targets[0].id in values and node.value.lineno == node.value.end_lineno):
             i, line = node.value.lineno - 1, lines[node.value.lineno - 1]
-            new = values[node.targets[0].id]
+            new = _shown_value(values[node.targets[0].id])
+            if new is None:  # a machine's absolute path: the page keeps the default and says so
+                lines[i] = line.split("#")[0].rstrip() + "  # this build: set to a folder on its machine"
+                continue
             lines[i] = line[:node.value.col_offset] + new + line[node.value.end_col_offset:]
     own["source"] = "\n".join(lines)
     own.setdefault("metadata", {}).setdefault("mystnb", {})["code_prompt_show"] = "Show this page's parameters"
     injected.setdefault("metadata", {}).setdefault("tags", []).append("remove-cell")
+
+
+def _shown_value(source: str) -> str | None:
+    """A parameter's value as the page shows it: an absolute path inside the checkout relative to
+    it (``"results/published"``), one outside it None (no machine's paths on a page)."""
+    try:
+        value = ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return source
+    if not (isinstance(value, str) and Path(value).is_absolute()):
+        return source
+    if paths.ROOT is not None:
+        try:
+            return repr(Path(value).resolve().relative_to(Path(paths.ROOT).resolve()).as_posix())
+        except ValueError:
+            pass
+    return None
 
 
 def execute(name: str, profile: str, device: str | None = None, out_dir: Path | None = None) -> Path:
@@ -185,10 +224,11 @@ def reproduce(profile: str | None = None, only: str | None = None, build_book: b
 
 
 def mathjax_source() -> Path | None:
-    """A MathJax 2.7 folder: ``PERCEPTUAL_MATHJAX``, else Debian's ``libjs-mathjax``; None if absent."""
+    """A MathJax 2.7 folder: ``PERCEPTUAL_MATHJAX``, else the one in the ``jupyter-server-mathjax``
+    wheel (installed with the book's dependencies), else Debian's ``libjs-mathjax``; None if absent."""
     env = os.environ.get("PERCEPTUAL_MATHJAX", "").strip()
-    for folder in ([Path(env).expanduser()] if env else []) + [MATHJAX_DEFAULT]:
-        if (folder / "MathJax.js").is_file():
+    for folder in ([Path(env).expanduser()] if env else []) + [_pip_mathjax(), MATHJAX_DEFAULT]:
+        if folder is not None and (folder / "MathJax.js").is_file() and mathjax_config(folder):
             return folder
     return None
 
@@ -239,11 +279,14 @@ def build(profile: str | None = None, src: Path | None = None) -> int:
         print(f"error: chapters not executed for profile {name}: {', '.join(missing)} (run `make reproduce`)",
               file=sys.stderr)
         return 2
-    if stage_mathjax(src / "_assets") is None:
-        print(f"error: no MathJax 2.7 at {MATHJAX_DEFAULT} (the book renders maths offline): install it with "
-              "`apt-get install libjs-mathjax`, or `npm install mathjax@2` and set PERCEPTUAL_MATHJAX to "
-              "node_modules/mathjax", file=sys.stderr)
+    mathjax = stage_mathjax(src / "_assets")
+    if mathjax is None:
+        print("error: no MathJax 2.7 (the book renders maths offline): `make setup` installs it "
+              "(jupyter-server-mathjax); else `apt-get install libjs-mathjax`, or `npm install mathjax@2` and "
+              "set PERCEPTUAL_MATHJAX to node_modules/mathjax", file=sys.stderr)
         return 2
+    config = src / "_config.yml"  # the staged copy: point it at the config this MathJax has
+    config.write_text(config.read_text().replace("config=TeX-AMS_CHTML", f"config={mathjax_config(Path(mathjax))}"))
     out = paths.book_dir()
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--path-output", str(out),
            "-W", "-n", "--keep-going"]

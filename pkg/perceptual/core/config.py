@@ -76,7 +76,12 @@ class StyleTrainConfig:
 class GatysConfig:
     iterations: int = sourced(500, "paper §4.1 ('within 500 iterations')")
     clip: bool = sourced(True, "paper §4.1 (projected L-BFGS, clip to [0, 255])")
-    init: str = sourced("noise", "paper §4.1 (white noise)")
+    init: str = sourced("noise", "paper §4.1 (white noise): 'noise' is the authors' start (noise_amplitude); "
+                                 "'uniform' i.i.d. uniform on [0, 255] (this build's start before issue 26); "
+                                 "'content' the content image")
+    noise_amplitude: float | None = sourced(
+        1.0, "the authors' slow_neural_style.lua: torch.randn in Caffe space, i.e. the mean pixel ± 1 grey level "
+             "(σ in grey levels, REFERENCE.md §6); the paper states no amplitude")
     history: int = sourced(100, "L-BFGS memory; neural-style default")
     loss: LossConfig = sourced(LossConfig(), "the same objective as training, Eq. 5")
     seed: int = sourced(0, "ours")
@@ -88,7 +93,8 @@ class SRConfig:
     loss: str = sourced("feat", "paper §4.2 ('feat' = ℓ_feat at relu2_2, or 'pixel')")
     feature_layer: str = sourced("relu2_2", "paper §4.2")
     network: str = sourced("vgg16-caffe", "paper §3.2")
-    tv_weight: float = sourced(0.0, "paper §4.2 names no TV for super-resolution")
+    tv_weight: float = sourced(0.0, "paper §4.2 names no TV for super-resolution; the authors' code adds 1e-6 to every "
+                                    "transformation network, SR included (models.lua, REFERENCE.md §6)")
     patch: int = sourced(288, "paper §4.2")
     blur_sigma: float = sourced(1.0, "paper §4.2")
     batch_size: int = sourced(4, "paper §4.2")
@@ -152,7 +158,7 @@ REFERENCE = Preset(
     style=replace(StyleTrainConfig(), resize="topleft16-warp", loss=_REF_LOSS,
                   net=replace(StyleNetConfig(), norm="instance", output="caffe150")),
     gatys=replace(GatysConfig(), clip=False, loss=_REF_LOSS),
-    sr=SRConfig(),
+    sr=replace(SRConfig(), tv_weight=1e-6),  # fast-neural-style's nn.TotalVariation(1e-6) on every network
     median_filter=True,
 )
 PRESETS = {p.name: p for p in (PAPER, REFERENCE)}
@@ -168,10 +174,40 @@ def in_float32(preset: Preset) -> Preset:
 
 
 def as_printed(preset: Preset = PAPER) -> Preset:
-    """``preset`` with Eq. 4 as the paper prints it (``gram_norm="paper"``: no ÷C²), in float32 —
-    the paper column of the deviation table, so the convention every run uses shows as a difference."""
+    """``preset`` with Eq. 4 as the paper prints it (``gram_norm="paper"``: no ÷C²), in float32,
+    and the baseline's "white noise" without an amplitude (the paper states none) — the paper column
+    of the deviation table, so the convention and the start every run uses show as differences."""
     loss = replace(preset.style.loss, gram_norm="paper")
-    return in_float32(replace(preset, style=replace(preset.style, loss=loss), gatys=replace(preset.gatys, loss=loss)))
+    gatys = replace(preset.gatys, loss=loss, noise_amplitude=None)
+    return in_float32(replace(preset, style=replace(preset.style, loss=loss), gatys=gatys))
+
+
+# ---------------------------------------------------------------------------------------------
+# VGG-19 standing in for VGG-16 (issue 26): which layers the losses read
+
+# VGG-16's block-final layers and the block-final layers of VGG-19 (four convolutions in blocks 3–5)
+BLOCK_FINAL_VGG19 = {"relu3_3": "relu3_4", "relu4_3": "relu4_4", "relu5_3": "relu5_4"}
+VGG19_LAYERS = "same names"
+VGG19_LAYERS_REASON = (
+    "the paper names its layers (§4.1: relu2_2; relu1_2, relu2_2, relu3_3, relu4_3), so VGG-19 is read at the same "
+    "names: relu3_3 is the third convolution of block 3 in both networks (the same depth and receptive field); "
+    "relu4_3 has one convolution more (conv3_4). The block-final relu3_4 / relu4_4 would add conv3_4 and conv4_4 "
+    "(two extra layers, a larger receptive field, more cost) and invalidate every published network and table; "
+    "REFERENCE.md §6")
+
+
+def loss_layers(loss: LossConfig) -> str:
+    """Which layers of which network the loss reads, as the deviation table shows it: for VGG-19
+    the mapping of the paper's VGG-16 layer names (:data:`VGG19_LAYERS`, and why)."""
+    used = ", ".join(loss.layers)
+    if "vgg19" not in loss.network:
+        return f"VGG-16 {used}"
+    moved = ", ".join(f"{a} (block-final: {b})" for a, b in BLOCK_FINAL_VGG19.items() if a in loss.layers)
+    return f"VGG-19 {used}, by the same names: {moved}" if moved else f"VGG-19 {used}"
+
+
+# rows the deviation table derives from a preset rather than reads from a field: (name, function, source)
+DERIVED = (("style.loss layers in the loss network", lambda p: loss_layers(p.style.loss), VGG19_LAYERS_REASON),)
 
 
 def flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any, str]]:
@@ -191,6 +227,11 @@ def deviations(*configs: Any, names: tuple[str, ...] | None = None, only_differe
     names = names or tuple(f"config{i}" for i in range(len(configs)))
     flat = [dict((k, v) for k, v, _ in flatten(c)) for c in configs]
     sources = {k: s for k, _, s in flatten(configs[0])}
+    if all(isinstance(c, Preset) for c in configs):  # rows derived from each preset (the VGG-19 layer mapping)
+        for key, derive, source in DERIVED:
+            for f, c in zip(flat, configs):
+                f[key] = derive(c)
+            sources[key] = source
     rows = []
     for key in flat[0]:
         if key == "name":
@@ -203,4 +244,6 @@ def deviations(*configs: Any, names: tuple[str, ...] | None = None, only_differe
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"  # not stated (e.g. the paper's noise amplitude)
     return ", ".join(map(str, v)) if isinstance(v, tuple) else str(v)

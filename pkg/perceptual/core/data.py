@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,24 @@ class DataMissing(DataError):
 
 class NoConnection(DataError):
     """The server could not be reached at all (nothing was transferred)."""
+
+
+class DataRootMissing(DataMissing):
+    """``PERCEPTUAL_DATA_ROOT`` names a folder that does not exist (a typo, an unmounted disk)."""
+
+
+def check_data_root() -> Path:
+    """The data root; :class:`DataRootMissing` when ``PERCEPTUAL_DATA_ROOT`` names no folder (a
+    mistyped mirror would otherwise make every dataset look merely "missing"). The download cache
+    (the default) may not exist yet: nothing was downloaded."""
+    root = paths.data_root()
+    if paths.data_root_is_mirror() and not root.is_dir():
+        given = os.environ.get("PERCEPTUAL_DATA_ROOT", "").strip()
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise DataRootMissing(f"PERCEPTUAL_DATA_ROOT={given}: the data root {what}"
+                              f"{f' ({root})' if str(root) != given else ''}; correct the path, or unset "
+                              f"PERCEPTUAL_DATA_ROOT to use the download cache ({paths.cache_dir() / 'data'})")
+    return root
 
 
 @dataclass(frozen=True)
@@ -88,6 +107,8 @@ def list_images(folder: Path) -> list[Path]:
 def require(name: str, root: Path | None = None) -> Path:
     """The folder of dataset ``name``; :class:`DataMissing` with the fix if it is absent."""
     ds = get(name)
+    if root is None:
+        check_data_root()
     folder = ds.path(root)
     if not folder.is_dir() or not list_images(folder):
         how = ("it exists only as a local mirror: set PERCEPTUAL_DATA_ROOT (make DATA_ROOT=…) to a folder "
@@ -117,6 +138,15 @@ def pixel_hash(path: Path) -> str:
     with Image.open(path) as im:
         arr = np.asarray(im)
     return hashlib.sha256(str(arr.shape).encode() + arr.tobytes()).hexdigest()
+
+
+def actual_hash(path: Path, expected: str) -> str:
+    """``path``'s hash in the form of ``expected`` (``algo:hex``), or ``unreadable (…)``."""
+    algo, _, _ = expected.partition(":")
+    try:
+        return f"{algo}:{pixel_hash(path) if algo == 'pixels' else file_hash(path, algo)}"
+    except Exception as err:  # noqa: BLE001 (an undecodable image under a pixel hash, an unreadable file)
+        return f"unreadable ({type(err).__name__})"
 
 
 def verify(path: Path, expected: str) -> bool:
@@ -272,21 +302,38 @@ def fetch(name: str, root: Path | None = None, progressbar: bool = True) -> Path
     return folder
 
 
+HASH_SHOWN = 12  # hex digits of a hash shown in messages
+
+
+def _short_hash(value: str) -> str:
+    algo, sep, digest = value.partition(":")
+    return f"{algo}:{digest[:HASH_SHOWN]}…" if sep and len(digest) > HASH_SHOWN else value
+
+
 def status(root: Path | None = None, check_hashes: bool = False) -> list[dict]:
-    """One row per dataset: present / incomplete / corrupt / missing, with counts."""
+    """One row per dataset: present / incomplete / corrupt / missing, with counts; with
+    ``check_hashes``, ``corrupt_files`` lists each file whose hash differs (its path relative to
+    the data root, the expected and the actual hash, shortened). :class:`DataRootMissing` when
+    ``PERCEPTUAL_DATA_ROOT`` names no folder."""
+    if root is None:
+        check_data_root()
     rows = []
     for ds in registry().values():
         folder = ds.path(root)
         found = len(list_images(folder)) if folder.is_dir() else 0
-        state, bad = ("missing" if found == 0 else "present" if found >= ds.count else "incomplete"), 0
+        state, corrupt = ("missing" if found == 0 else "present" if found >= ds.count else "incomplete"), []
         if ds.kind == "files" and folder.is_dir():  # counted by its file list (not only images: weights too)
             entries = ds.files()
-            have = [(folder / rel, h) for rel, _, h in entries if (folder / rel).is_file()]
+            have = [(rel, folder / rel, h) for rel, _, h in entries if (folder / rel).is_file()]
             found = len(have)
             if check_hashes:
-                bad = sum(not verify(p, h) for p, h in have)
-            state = ("corrupt" if bad else "present" if len(have) == len(entries) else
+                for rel, path, expected in have:
+                    actual = actual_hash(path, expected) if expected else ""
+                    if expected and actual != expected:
+                        corrupt.append({"path": (Path(ds.folder) / rel).as_posix(),
+                                        "expected": _short_hash(expected), "actual": _short_hash(actual)})
+            state = ("corrupt" if corrupt else "present" if len(have) == len(entries) else
                      "incomplete" if have else "missing")
         rows.append({"dataset": ds.name, "status": state, "files": found, "expected": ds.count,
-                     "corrupt": bad, "folder": str(folder)})
+                     "corrupt": len(corrupt), "corrupt_files": corrupt, "folder": str(folder)})
     return rows

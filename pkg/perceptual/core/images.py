@@ -2,11 +2,15 @@
 
 Reading handles what people actually have: EXIF orientation is applied; greyscale, palette,
 RGBA (composited on white), 16-bit and CMYK inputs become 8-bit-range RGB. A file that cannot
-be decoded raises :class:`ImageError` naming it.
+be decoded raises :class:`ImageError` naming it, and so does one larger than :data:`MAX_PIXELS`,
+refused from its header before anything is decoded (no raw ``DecompressionBombWarning``).
 """
 from __future__ import annotations
 
 import os
+import threading
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,54 @@ from perceptual.core import store
 
 class ImageError(ValueError):
     """An image file is unreadable or has content we cannot convert; names the file."""
+
+
+# The pixel budget of every image read here: 2**28 px (268 Mpx, 16384 × 16384). Pillow's own
+# limit (Image.MAX_IMAGE_PIXELS ≈ 89.5 Mpx: a DecompressionBombWarning above it, an error above
+# twice it) guards against decompression bombs but is below what the tiled path of
+# ``perceptual stylize`` processes: tiles bound the network's activations, not the full-size
+# buffers (the decoded image, the float input and output, the blend weights: ≈ 50 bytes per
+# pixel), so 2**28 px is ≈ 13 GiB, what a workstation that stylises such images holds. Beyond it,
+# tiling would not help either. A header that claims more (a 30000 × 30000 one-colour PNG is a
+# few MB on disk; corrupt headers claim billions) is refused before decoding, naming the file.
+MAX_PIXELS = 2 ** 28
+
+_PILLOW_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-wide: one reader sets it at a time
+
+
+@contextmanager
+def _pillow_limit(max_pixels: int | None):
+    """Pillow's decompression-bomb limit set to ``max_pixels`` (restored after), its warning an
+    error: nothing over the budget is decoded or warned about behind our back."""
+    from PIL import Image
+
+    with _PILLOW_LIMIT, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        before = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = before
+
+
+def _open(path: Path, max_pixels: int | None):
+    """``Image.open`` (the header only) with :class:`ImageError` naming the file when its size is
+    over ``max_pixels``. Call inside :func:`_pillow_limit`."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # only the header is read: our check below names the budget
+    try:
+        im = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+    w, h = im.size
+    if max_pixels is not None and w * h > max_pixels:
+        im.close()
+        side = int(max_pixels ** 0.5)
+        raise ImageError(f"{path}: {w}×{h} = {w * h:,} pixels, over the budget of {max_pixels:,} ({side}×{side}; "
+                         "perceptual.core.images.MAX_PIXELS); not decoded: shrink it first")
+    return im
 
 
 def _to_rgb_array(im) -> np.ndarray:
@@ -41,23 +93,53 @@ def _to_rgb_array(im) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.float32)
 
 
-def read_image(path: str | os.PathLike) -> torch.Tensor:
-    """Read any image file as an RGB float tensor (3, H, W) in [0, 255]."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> torch.Tensor:
+    """Read any image file as an RGB float tensor (3, H, W) in [0, 255]. An image of more than
+    ``max_pixels`` (default :data:`MAX_PIXELS`) is refused from its header, before decoding."""
+    from PIL import ImageOps
 
     path = Path(path)
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image file; name an image file (e.g. {path}/picture.jpg)")
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
+        with _pillow_limit(max_pixels), _open(path, max_pixels) as im:
             im.load()
             im = ImageOps.exif_transpose(im)
             arr = _to_rgb_array(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageError(f"{path}: not a readable image ({type(err).__name__}: {err})") from err
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageError(f"{path}: too large to decode in the memory available") from None
+    except Exception as err:  # noqa: BLE001 (Pillow raises many types for a bad file: all mean this file)
+        raise ImageError(f"{path}: not a readable image ({_type_name(err)}: {_first_line(err)})") from err
     if arr.size == 0:
         raise ImageError(f"{path}: image has no pixels")
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def _type_name(err: BaseException) -> str:
+    """``OSError``, ``struct.error`` (a bare ``error`` says nothing)."""
+    name = type(err).__name__
+    return name if name[:1].isupper() or type(err).__module__ == "builtins" else f"{type(err).__module__}.{name}"
+
+
+def _first_line(err: BaseException, limit: int = 160) -> str:
+    text = (str(err).strip().splitlines() or [""])[0]
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def is_readable(path: str | os.PathLike, max_pixels: int | None = None) -> bool:
+    """True when ``path`` decodes completely as an image (a truncated or corrupt file: False)."""
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    try:
+        with _pillow_limit(max_pixels), _open(Path(path), max_pixels) as im:
+            im.load()
+        return True
+    except Exception:  # noqa: BLE001 (unreadable for whatever reason)
+        return False
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

@@ -82,7 +82,7 @@ def published_sensitivity_dir() -> Path:
 
 def read_only() -> bool:
     """True while rendering published results (``PERCEPTUAL_READ_ONLY=1``): runners only read
-    their tables and never compute (:func:`perceptual.study.experiments.runner`)."""
+    their tables and never compute (:func:`perceptual.study.chapters.context.runner`)."""
     return os.environ.get("PERCEPTUAL_READ_ONLY", "").strip() == "1"
 
 

@@ -7,8 +7,13 @@ All functions take float arrays in [0, 255] and need no downloaded weights.
   truth (1 = as much edge energy as the truth; bicubic and ℓ_pixel outputs are smoother, < 1).
 - :func:`high_frequency_ratio` — spectral energy above half the Nyquist frequency, output over
   truth: how much fine detail is reconstructed (or invented).
+- :func:`high_band_correlation` — the correlation of an output's high band (above half Nyquist)
+  with the truth's: whether the detail an output adds is *right* (1: the truth's own detail, 0:
+  detail unrelated to it, as invented texture or noise), whatever its amount.
 - :func:`periodic_peak_ratio` — the strongest isolated peak of a residual's power spectrum over
-  the median power at that radius: a regular pattern (the cross-hatch of ℓ_feat) shows as peaks.
+  the median power at that radius: a regular pattern (the cross-hatch of ℓ_feat) shows as peaks,
+  up to the corners of the spectrum (the period-2 checkerboard: f = 0.5 along an axis, √2·0.5
+  diagonally).
 - :func:`colour_histogram_distance` — the mean over R, G, B of the total-variation distance
   between 32-bin histograms (0 = same colours, 1 = disjoint).
 - :func:`dominant_wavelength` — the power-weighted mean wavelength (px) of an image's luminance
@@ -17,6 +22,10 @@ All functions take float arrays in [0, 255] and need no downloaded weights.
 from __future__ import annotations
 
 import numpy as np
+
+# 2: high_band_correlation added, periodic_peak_ratio's rings reach the spectrum's corners (issue 26);
+# stored in the SR tables' meta (``detail_version``) so that a table measured before says so
+VERSION = 2
 
 _LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -43,14 +52,20 @@ def gradient_energy_ratio(output: np.ndarray, truth: np.ndarray) -> float:
     return float(gradient_magnitude(luminance(output)).mean() / max(gradient_magnitude(luminance(truth)).mean(), 1e-12))
 
 
-def _power(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Power spectrum (Hann-windowed, mean removed) and each bin's radius in cycles/px."""
+def _spectrum(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fourier transform (Hann-windowed, mean removed, centred) and each bin's radius in cycles/px."""
     h, w = gray.shape
     window = np.outer(np.hanning(h), np.hanning(w))
-    spec = np.abs(np.fft.fftshift(np.fft.fft2((gray - gray.mean()) * window))) ** 2
+    spec = np.fft.fftshift(np.fft.fft2((gray - gray.mean()) * window))
     fy = np.fft.fftshift(np.fft.fftfreq(h))[:, None]
     fx = np.fft.fftshift(np.fft.fftfreq(w))[None, :]
     return spec, np.hypot(fy, fx)
+
+
+def _power(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectrum (Hann-windowed, mean removed) and each bin's radius in cycles/px."""
+    spec, r = _spectrum(gray)
+    return np.abs(spec) ** 2, r
 
 
 def high_frequency_ratio(output: np.ndarray, truth: np.ndarray, cutoff: float = 0.25) -> float:
@@ -61,12 +76,28 @@ def high_frequency_ratio(output: np.ndarray, truth: np.ndarray, cutoff: float = 
     return float(so[band].sum() / max(st[band].sum(), 1e-12))
 
 
+def high_band_correlation(output: np.ndarray, truth: np.ndarray, cutoff: float = 0.25) -> float:
+    """Pearson correlation of the output's and the truth's luminance restricted to frequencies above
+    ``cutoff`` cycles/px (the band :func:`high_frequency_ratio` measures the amount of): 1 when the
+    output's fine detail is the truth's (at any amplitude), ≈ 0 when it is unrelated to it, < 0
+    when it is inverted. 0 when either has no energy there."""
+    so, r = _spectrum(luminance(output))
+    st, _ = _spectrum(luminance(truth))
+    band = r > cutoff
+    num = float(np.real(np.sum(so[band] * np.conj(st[band]))))
+    den = float(np.sqrt(np.sum(np.abs(so[band]) ** 2) * np.sum(np.abs(st[band]) ** 2)))
+    return num / den if den > 0 else 0.0
+
+
 def periodic_peak_ratio(residual: np.ndarray, low: float = 0.1) -> float:
-    """Max over frequencies above ``low`` cycles/px of power / median power in its ring (5 % wide)."""
+    """Max over frequencies above ``low`` cycles/px of power / median power in its ring (0.025
+    cycles/px wide). The rings run to the spectrum's corners, so the period-2 checkerboard
+    (f = 0.5 on an axis, 0.71 on the diagonal) is included."""
     spec, r = _power(luminance(residual))
     best = 0.0
-    for lo in np.arange(low, 0.5, 0.025):
-        ring = (r >= lo) & (r < lo + 0.025)
+    edges = np.arange(low, float(r.max()) - 0.025, 0.025)  # the last ring runs on to the corners
+    for i, lo in enumerate(edges):
+        ring = (r >= lo) & ((r < edges[i + 1]) if i + 1 < len(edges) else (r <= r.max()))
         if ring.sum() < 8:
             continue
         vals = spec[ring]
@@ -103,8 +134,9 @@ def spearman(x, y) -> float:
 
 def sr_measures(truth: np.ndarray, output: np.ndarray) -> dict[str, float]:
     """Per-image detail measures of a super-resolved output (uint8 or float, (H, W, 3)):
-    gradient and high-frequency energy relative to the truth, and the periodic peak of the
-    error ``output − truth`` (a cross-hatch or checkerboard pattern shows as a peak)."""
+    gradient and high-frequency energy relative to the truth, the high band's correlation with
+    the truth's (is the detail right), and the periodic peak of the error ``output − truth`` (a
+    cross-hatch or checkerboard pattern shows as a peak)."""
     truth, output = np.asarray(truth, dtype=np.float64), np.asarray(output, dtype=np.float64)
     return {"grad_ratio": gradient_energy_ratio(output, truth), "hf_ratio": high_frequency_ratio(output, truth),
-            "hatch_peak": periodic_peak_ratio(output - truth)}
+            "hf_corr": high_band_correlation(output, truth), "hatch_peak": periodic_peak_ratio(output - truth)}

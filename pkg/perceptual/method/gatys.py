@@ -6,8 +6,12 @@ image to [0, 255] after every iteration (``clip=True``); the authors' released s
 through the loss network (torch's L-BFGS with ``max_iter=1`` per step, no line search), so the
 per-iteration times are what Table 1 compares against.
 
-White noise: i.i.d. uniform on [0, 255] per pixel, seeded ("noise"); "content" starts from the
-content image.
+The start (``GatysConfig.init``): "noise" is the authors' (fast-neural-style's
+``slow_neural_style.lua``: ``torch.randn`` in Caffe space), i.e. the mean pixel plus Gaussian noise
+of ``noise_amplitude`` grey levels (1: ± about one grey level); "uniform" is i.i.d. uniform noise on
+[0, 255] per pixel (this build's start before issue 26: it decides how many iterations L-BFGS
+needs to reach a given loss, so Fig. 5's count depends on it); "content" starts from the content
+image. All seeded.
 """
 from __future__ import annotations
 
@@ -19,7 +23,9 @@ from tqdm.auto import tqdm
 
 from perceptual.core.config import GatysConfig, LossConfig
 from perceptual.method.objective import Objective
-from perceptual.method.vgg import VGGFeatures
+from perceptual.method.vgg import CAFFE_MEAN_BGR, VGGFeatures
+
+MEAN_PIXEL_RGB = tuple(reversed(CAFFE_MEAN_BGR))  # the Caffe mean pixel, RGB: where the authors' start is centred
 
 
 @dataclass
@@ -34,15 +40,21 @@ def _sync(device: torch.device) -> None:
 
 
 def initial_image(shape: tuple[int, int], init: str, seed: int, device: torch.device,
-                  content: torch.Tensor | None = None) -> torch.Tensor:
+                  content: torch.Tensor | None = None, amplitude: float = 1.0) -> torch.Tensor:
+    """The image L-BFGS starts from, (1, 3, H, W) RGB in grey levels (see the module's docstring)."""
+    gen = torch.Generator().manual_seed(seed)
     if init == "noise":
-        gen = torch.Generator().manual_seed(seed)
+        if amplitude is None or amplitude < 0:
+            raise ValueError(f"init='noise' needs a noise amplitude ≥ 0 (grey levels), not {amplitude!r}")
+        mean = torch.tensor(MEAN_PIXEL_RGB).view(1, 3, 1, 1)
+        return (mean + amplitude * torch.randn(1, 3, *shape, generator=gen)).to(device)
+    if init == "uniform":
         return (torch.rand(1, 3, *shape, generator=gen) * 255.0).to(device)
     if init == "content":
         if content is None:
             raise ValueError("init='content' needs a content image")
         return content.detach().clone().to(device)
-    raise ValueError(f"unknown init {init!r} (noise, content)")
+    raise ValueError(f"unknown init {init!r} (noise, uniform, content)")
 
 
 def optimise(objective: Objective, shape: tuple[int, int], cfg: GatysConfig,
@@ -50,7 +62,7 @@ def optimise(objective: Objective, shape: tuple[int, int], cfg: GatysConfig,
     """Run ``cfg.iterations`` L-BFGS iterations on Eq. 5; history[i] is the image after i iterations."""
     device = next(objective.net.parameters()).device
     targets = objective.content_targets(content)
-    x = initial_image(shape, cfg.init, cfg.seed, device, content).requires_grad_(True)
+    x = initial_image(shape, cfg.init, cfg.seed, device, content, cfg.noise_amplitude).requires_grad_(True)
     opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=cfg.history, line_search_fn=None)
     history: list[dict] = []
     last: dict[str, float] = {}
@@ -103,6 +115,10 @@ def invert_style(net: VGGFeatures, style: torch.Tensor, layers: tuple[str, ...],
                     desc=f"style {layers[-1]}")
 
 
-def feature_inversion_config(iterations: int, seed: int = 0, tv_weight: float = 0.0) -> GatysConfig:
-    """Settings for Figs. 3/4: no TV unless asked, clipping as the paper does."""
-    return GatysConfig(iterations=iterations, seed=seed, loss=replace(LossConfig(), tv_weight=tv_weight))
+def feature_inversion_config(iterations: int, seed: int = 0, tv_weight: float = 0.0,
+                             init: str = "uniform") -> GatysConfig:
+    """Settings for Figs. 3/4: no TV unless asked, clipping as the paper does, from uniform noise on
+    [0, 255] as before issue 26 (from the authors' near-grey start, L-BFGS without a line search
+    diverges on a Gram-only objective: its first gradients are near zero). Changing the inversions'
+    start belongs with running them to convergence (issue 26, item 5)."""
+    return GatysConfig(iterations=iterations, seed=seed, init=init, loss=replace(LossConfig(), tv_weight=tv_weight))

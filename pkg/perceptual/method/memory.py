@@ -9,12 +9,15 @@ to predict the peak. Compared with the machine's physical RAM (CPU) or the GPU's
 """
 from __future__ import annotations
 
+import functools
+import json
 import os
 from typing import Callable
 
 import torch
 from torch import nn
 
+from perceptual.core import paths, store
 from perceptual.method.transformer import SRCNN, SRNet, StyleNet
 from perceptual.method.vgg import SOURCES, VGGFeatures
 
@@ -54,6 +57,31 @@ def _loss_network_elements(network: str, layer: str, shape: tuple[int, ...]) -> 
     return forward_elements(lambda: net(x, [layer]), net) + 2 * x.numel()  # + preprocessing copies
 
 
+def _cached(fn: Callable[..., int]) -> Callable[..., int]:
+    """Remember an estimate on disk (``<cache>/memory-estimates.json``), keyed by its arguments and
+    the package's source hash: running the networks on the meta device costs seconds at the start of
+    every command (its first use loads PyTorch's meta kernels), the same answer each time."""
+
+    @functools.wraps(fn)
+    def cached(*args) -> int:
+        file = paths.cache_dir() / "memory-estimates.json"
+        key = json.dumps([fn.__name__, store.source_hash(), *args], sort_keys=True, default=str)
+        try:
+            known = json.loads(file.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if key not in known:
+            known[key] = fn(*args)
+            try:
+                store.atomic_write_text(file, json.dumps(known))
+            except OSError:
+                pass  # a read-only cache: estimate again next time
+        return int(known[key])
+
+    return cached
+
+
+@_cached
 def style_training_bytes(arch: dict, network: str, deepest_layer: str, image_size: int, batch: int) -> int:
     """Estimated bytes for one style-training step: StyleNet + loss network at image_size²."""
     shape = (batch, 3, image_size, image_size)
@@ -64,6 +92,7 @@ def style_training_bytes(arch: dict, network: str, deepest_layer: str, image_siz
     return int(n * BYTES * BACKWARD_FACTOR)
 
 
+@_cached
 def sr_training_bytes(method: str, factor: int, patch: int, batch: int, network: str | None,
                       layer: str = "relu2_2") -> int:
     """Estimated bytes for one super-resolution step: the network (+ the loss network for ``feat``)."""

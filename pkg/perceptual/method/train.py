@@ -47,8 +47,10 @@ def config_hash(cfg) -> str:
 
 def loader_workers(device: torch.device) -> int:
     """Data-loading processes: several on a GPU (decoding would starve it), none on a CPU, where
-    they would take cores from the training itself."""
-
+    they would take cores from the training itself. ``PERCEPTUAL_LOADER_WORKERS`` overrides it (set
+    by :func:`perceptual.study.jobs.run_local` when several jobs share the machine's cores)."""
+    if os.environ.get("PERCEPTUAL_LOADER_WORKERS", "").strip():
+        return int(os.environ["PERCEPTUAL_LOADER_WORKERS"])
     return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
@@ -140,7 +142,8 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
                 losses.add(it, train_step(batch))  # forward, backward and Adam (one replay with a CUDA graph)
                 done = it + 1
                 validate = val_batch is not None and cfg.val_every and (done % cfg.val_every == 0 or done == cfg.iterations)
-                checkpoint = done % cfg.checkpoint_every == 0 or done == end or run.stop.requested
+                late = o.past_deadline()  # a command with a time limit: checkpoint now, resume later
+                checkpoint = done % cfg.checkpoint_every == 0 or done == end or run.stop.requested or late
                 if len(losses.pending) >= o.sync_every or validate or checkpoint:
                     losses.flush()  # a checkpoint is written only after its losses were seen to be finite
                 if validate:
@@ -154,6 +157,11 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
                     log.info("iteration %d: %s; checkpoint written", done, {k: f"{v:.4g}" for k, v in losses.last.items()})
                 if run.stop.requested and done < cfg.iterations:
                     raise run.stop.interrupted(run.files.checkpoint, done)
+                if late and done < cfg.iterations:
+                    log.info("deadline reached after iteration %d; checkpoint written", done)
+                    raise runfolder.DeadlineReached(f"{o.desc}: deadline reached after iteration {done}; checkpoint "
+                                                    f"written to {run.files.checkpoint}; run the same command again "
+                                                    "to resume")
             losses.flush()
             losses.bar.close()
             model.eval()
@@ -183,20 +191,54 @@ BUILDERS = {"style": StyleNet, "sr": SRNet, "srcnn": SRCNN}
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """A trained network from ``model.pt`` or ``checkpoint.pt``, with its metadata."""
+    """A trained network from ``model.pt`` or ``checkpoint.pt``, with its metadata; checked before
+    anything is allocated (:func:`check_model`). Files that would run code are refused unread
+    (:func:`perceptual.core.store.load_torch`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint" + (" (a folder)" if path.is_dir() else ""))
     try:
         ckpt = read_checkpoint(path)
         meta = ckpt["meta"]
-        model = BUILDERS[meta["kind"]](**meta["arch"])
+        model = check_model(ckpt["model"], meta, path)
         model.load_state_dict(ckpt["model"])
     except CheckpointError as err:
         raise ValueError(f"{err}: give the model.pt (or checkpoint.pt) of a training run") from None
-    except (KeyError, TypeError, RuntimeError, ValueError) as err:
-        raise ValueError(f"{path}: not a perceptual checkpoint ({type(err).__name__}: {err})") from err
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise ValueError(f"{path}: not a perceptual checkpoint ({type(err).__name__}: {err})") from None
     return model.to(device).eval(), meta
+
+
+def check_model(state: dict, meta: dict, path: Path) -> nn.Module:
+    """The network ``meta`` declares, built only once the file is known to hold it: its
+    architecture first on PyTorch's ``meta`` device (no memory), then
+    every state-dict key and shape as that architecture has them, every weight finite, and its
+    parameters within this machine's memory (NaN/inf weights would write black images). ValueError naming the file."""
+    kind = meta.get("kind") if isinstance(meta, dict) else None
+    if kind not in BUILDERS or not isinstance(meta.get("arch"), dict):
+        raise ValueError(f"{path}: not a perceptual model (kind {kind!r}; expected one of {', '.join(BUILDERS)})")
+    try:
+        with torch.device("meta"):
+            shapes = BUILDERS[kind](**meta["arch"]).state_dict()
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: its architecture {meta['arch']} cannot be built ({err})") from None
+    if not isinstance(state, dict) or set(state) != set(shapes):
+        missing, extra = sorted(set(shapes) - set(state or {})), sorted(set(state or {}) - set(shapes))
+        raise ValueError(f"{path}: its weights do not match its declared architecture (missing {missing[:3]}, "
+                         f"unexpected {extra[:3]})")
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor) or value.shape != shapes[name].shape:
+            raise ValueError(f"{path}: weight {name} has shape {tuple(getattr(value, 'shape', ()))}, its declared "
+                             f"architecture {tuple(shapes[name].shape)}")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(f"{path}: weight {name} holds NaN or infinite values; the network is unusable "
+                             "(retrain it, or use an earlier checkpoint)")
+    need = sum(v.numel() * v.element_size() for v in shapes.values())
+    have, where = memory.machine_bytes(torch.device("cpu"))
+    if need > have // 4:
+        raise ValueError(f"{path}: declares a {kind} network of {memory.gib(need)}, more than a quarter of {where}; "
+                         "not loaded")
+    return BUILDERS[kind](**meta["arch"])
 
 
 # ---------------------------------------------------------------------------------------------

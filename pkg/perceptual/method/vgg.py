@@ -52,6 +52,25 @@ def layer_names(depth: int) -> list[str]:
     return names
 
 
+def conv_cost(depth: int, last: str) -> float:
+    """Multiply-adds of the convolutions a pass to layer ``last`` runs, per input pixel (each 3×3
+    convolution: 9·C_in·C_out at its resolution, ÷4 per pooling before it). The ratio of two
+    depths is what a pass of one costs against the other: VGG-19 to relu4_3 runs conv3_4 more
+    than VGG-16 does, ≈ 13 % (REFERENCE.md §6)."""
+    names = layer_names(depth)
+    if last not in names:
+        raise KeyError(f"unknown layer {last!r} for VGG-{depth}")
+    cost, c_in, area = 0.0, 3, 1.0
+    for name in names[: names.index(last) + 1]:
+        if name.startswith("conv"):
+            c_out = _CHANNELS[int(name[4]) - 1]
+            cost += 9 * c_in * c_out * area
+            c_in = c_out
+        elif name.startswith("pool"):
+            area /= 4
+    return cost
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """``y = (x[:, order] − mean) / std`` with x RGB in [0, 255]; mean and std in 0–255 units."""

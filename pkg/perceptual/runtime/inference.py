@@ -22,8 +22,10 @@ images too large for memory.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
+import json
 import logging
 import math
 import os
@@ -34,8 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perceptual.runtime.precision import autocast, float_precision
-from perceptual.runtime.quantization import quantize_residuals
+from perceptual.core import demo, images, paths, store
+from perceptual.runtime.precision import autocast, float_precision, int8_supported, resolve
+from perceptual.runtime.quantization import quantize_residuals, weights_key
 from perceptual.runtime.layers import InstanceNorm
 
 log = logging.getLogger("perceptual.runtime.inference")
@@ -348,9 +351,10 @@ def free_memory(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
     except OSError:
         pass
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -387,3 +391,47 @@ def process(model: nn.Module, batch: torch.Tensor, precision: str = "fp32", tile
                         "network is not tile-invariant (seams are blended, statistics differ per tile)",
                         batch.shape[-2], batch.shape[-1], tile)
     return run_tiled(model, batch, tile, overlap, precision)
+
+
+# ---------------------------------------------------------------------------------------------
+# --precision auto for inference: the fastest path whose output stays close to the float one
+
+AUTO_INT8_DB = 45.0  # dB from the float path: int8 is the CPU default only this close (bf16 gives ≈ 57)
+CHECK_PHOTOS = ("motorcycle_left", "retina")  # scikit-image photographs, not among the calibration ones
+CHECK_SIDE = 256  # px
+
+
+def _psnr(reference: torch.Tensor, test: torch.Tensor) -> float:
+    mse = (reference.clamp(0, 255) - test.clamp(0, 255)).double().pow(2).mean().item()
+    return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def auto_precision(model: nn.Module, device: torch.device) -> tuple[str, float | None]:
+    """``--precision auto`` for inference: (precision, its PSNR from the float path or None).
+
+    On a CPU with VNNI int8 kernels, int8 is chosen when the network's int8 output on
+    :data:`CHECK_PHOTOS` (held out from its calibration) is at least :data:`AUTO_INT8_DB` from its
+    float output on every photo; otherwise the float precision :func:`resolve` picks (bf16 where the
+    device runs it fast). The check runs once per network (keyed by its weights' hash) and is
+    remembered in the cache folder."""
+    fallback = resolve("auto", device, inference=True)
+    if torch.device(device).type != "cpu" or not int8_supported(device):
+        return fallback, None
+    file = paths.cache_dir() / "inference-precision.json"
+    key = weights_key(model)
+    try:
+        known = json.loads(file.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        from perceptual.runtime.quantization import calibration_images
+
+        photos = [images.resize(images.from_array(demo.sample(n)), (CHECK_SIDE, CHECK_SIDE))[None]
+                  for n in CHECK_PHOTOS]  # (1, 3, s, s)
+        floating = inference_model(copy.deepcopy(model).cpu(), "cpu", "fp32")
+        int8 = quantize_residuals(copy.deepcopy(floating), calibration_images())
+        known[key] = min(_psnr(run(floating, p), run(int8, p, "int8")) for p in photos)
+        with contextlib.suppress(OSError):  # a read-only cache: check again next time
+            store.atomic_write_text(file, json.dumps(known))
+    psnr = float(known[key])
+    return ("int8" if psnr >= AUTO_INT8_DB else fallback), psnr

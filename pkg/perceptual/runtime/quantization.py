@@ -26,12 +26,15 @@ input or output channels, where int8 kernels gain nothing.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import warnings
 
 import torch
 from torch import nn
 
-from perceptual.core import demo, images
+from perceptual.core import demo, images, paths, store
 from perceptual.runtime.precision import int8_kernels
 from perceptual.runtime.layers import Residual
 
@@ -129,6 +132,31 @@ def input_ranges(model: nn.Module, names: list[str], images: list[torch.Tensor])
     return ranges
 
 
+def weights_key(model: nn.Module) -> str:
+    """A short hash of a network's weights (names and values): what its calibration depends on."""
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        digest.update(name.encode() + value.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _remembered_ranges(model: nn.Module, names: list[str]) -> dict[str, tuple[float, float]]:
+    """:func:`input_ranges` on :func:`calibration_images`, remembered per network in the cache folder
+    (``int8-calibration.json``): calibrating runs the float network on four photographs, seconds of
+    every ``stylize`` start on a CPU, for the same answer each time."""
+    file = paths.cache_dir() / "int8-calibration.json"
+    key = json.dumps([weights_key(model), CALIBRATION, CALIBRATION_SIDE, names])
+    try:
+        known = json.loads(file.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = input_ranges(model, names, calibration_images())
+        with contextlib.suppress(OSError):  # a read-only cache: calibrate again next time
+            store.atomic_write_text(file, json.dumps(known))
+    return {n: tuple(r) for n, r in known[key].items()}
+
+
 def quantize_residuals(model: nn.Module, images: list[torch.Tensor] | None = None) -> nn.Module:
     """``model`` (a float fast-path network, on the CPU) with its residual-block convolutions
     replaced in place by :class:`Int8Conv`, calibrated on ``images`` (default
@@ -140,7 +168,7 @@ def quantize_residuals(model: nn.Module, images: list[torch.Tensor] | None = Non
     names = residual_convs(model)
     if not names:  # nothing (left) to quantize
         return model
-    ranges = input_ranges(model, names, calibration_images() if images is None else images)
+    ranges = (_remembered_ranges(model, names) if images is None else input_ranges(model, names, images))
     for name, (low, high) in ranges.items():
         parent, _, child = name.rpartition(".")
         owner = model.get_submodule(parent)

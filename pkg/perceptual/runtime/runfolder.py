@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -30,6 +31,13 @@ from perceptual.core import store
 from perceptual.runtime import precision
 
 log = logging.getLogger("perceptual.train")
+
+
+def deadline_from_env() -> float | None:
+    """``PERCEPTUAL_DEADLINE`` (seconds since the epoch), set by ``reproduce --deadline``: every
+    training process of the command, worker processes too, stops there with a checkpoint."""
+    value = os.environ.get("PERCEPTUAL_DEADLINE", "").strip()
+    return float(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,10 @@ class FitOptions:
     workers: int = 0  # data-loading processes
     progress: bool = True  # tqdm bar
     desc: str = "train"  # the bar's and the log's name for the run
+    deadline: float | None = field(default_factory=deadline_from_env)  # time.time() to checkpoint and stop at
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
 
 
 class TrainingDiverged(RuntimeError):
@@ -57,6 +69,15 @@ class TrainingInterrupted(RuntimeError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+class DeadlineReached(TrainingInterrupted):
+    """The run's deadline (:attr:`FitOptions.deadline`) passed: a checkpoint was written and the run
+    stopped, to be resumed by the same command (exit code 75, EX_TEMPFAIL)."""
+
+    def __init__(self, message: str):
+        RuntimeError.__init__(self, message)
+        self.exit_code = 75
 
 
 class CheckpointError(RuntimeError):
@@ -179,10 +200,14 @@ def read_checkpoint(path: Path) -> dict:
         ckpt = store.load_torch(path)
         if not isinstance(ckpt, dict) or "model" not in ckpt or "meta" not in ckpt:
             raise ValueError("no model state and metadata in it")
-    except store.UnsafeFile as err:
-        raise CheckpointError(str(err)) from None
+    except store.UnsafeFile:
+        raise  # refused unread: no way out but another file
     except Exception as err:  # noqa: BLE001 (truncated zip, pickle garbage, text, empty: all mean the same)
-        reason = (str(err).strip().splitlines() or [""])[0][:120]
+        reason = (str(err).strip().splitlines() or [""])[0]
+        if len(reason) > 120:  # torch's run on ("… This is an internal miniz error. If you …"): cut
+            cut = reason[:120]  # at the last full sentence, else at a word boundary, never mid-word
+            end = cut.rfind(". ")
+            reason = (cut[:end + 1] if end >= 40 else cut.rsplit(" ", 1)[0].rstrip(",;:")) + " …"
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {reason})") from err
     return ckpt
 

@@ -134,7 +134,8 @@ def _gatys_seconds(size: int) -> float:
 
 def estimate(profile: Profile) -> Estimate:
     """Titan X seconds of every training job and evaluation step of ``profile`` (see module doc)."""
-    from perceptual.study.experiments import FEATURE_LAYERS, STYLE_LAYERS, Context, sr_config
+    from perceptual.study.chapters.context import Context, sr_config
+    from perceptual.study.chapters.inversion import FEATURE_LAYERS, STYLE_LAYERS
     from perceptual.study.jobs import training_jobs
 
     p = profile
@@ -150,7 +151,12 @@ def estimate(profile: Profile) -> Estimate:
     n_inversions = len(FEATURE_LAYERS) + len(STYLE_LAYERS)  # Fig. 3 layers + Fig. 4 style layer sets
     evaluation = {
         "inversion (Figs. 3-4)": n_inversions * p.inversion_iterations * _gatys_seconds(p.inversion_size),
-        "objective (Fig. 5)": p.fig5_images * p.fig5_iterations * sum(_gatys_seconds(s) for s in p.fig5_sizes),
+        "objective (Fig. 5)": p.fig5_images * p.fig5_iterations * (sum(_gatys_seconds(s) for s in p.fig5_sizes)
+                                                                    + p.compare_uniform_start
+                                                                    * _gatys_seconds(p.style.image_size)),
+        # the calibration: the authors' two released La Muse outputs, from each start (square: an upper bound)
+        "calibration (Fig. 5)": 2 * (1 + p.compare_uniform_start) * p.fig5_iterations
+        * sum(_gatys_seconds(s) for s in p.calibration_sizes),
         "qualitative (Figs. 6-7)": len(p.qualitative_styles) * p.qualitative_images * p.fig5_iterations
         * _gatys_seconds(min(p.qualitative_sizes)),
         "speed (Table 1)": sum((p.table1_gatys_iterations + 1) * _gatys_seconds(s) for s in p.table1_sizes),

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from perceptual.runtime.runfolder import DeadlineReached
 from perceptual.study.profiles import Profile
 
 log = logging.getLogger("perceptual.study.jobs")
@@ -56,7 +57,7 @@ class Job:
 @dataclass(frozen=True)
 class Outcome:
     name: str
-    status: str  # "trained" | "skipped" | "failed"
+    status: str  # "trained" | "skipped" | "failed" | "stopped" (at the command's deadline; resumes)
     detail: str = ""
     seconds: float = 0.0
     device: str = ""
@@ -64,23 +65,23 @@ class Outcome:
 
 def training_jobs(ctx) -> list[Job]:
     """Every network ``ctx.profile`` trains, in the order a serial run would train them."""
-    from perceptual.study import experiments
+    from perceptual.study.chapters.context import sr_methods, sr_run_dir, style_run_dir
 
     p = ctx.profile
-    jobs = [Job(f"style-{Path(s).stem}", "style", (s,), experiments.style_run_dir(ctx, s), p, ctx.root)
+    jobs = [Job(f"style-{Path(s).stem}", "style", (s,), style_run_dir(ctx, s), p, ctx.root)
             for s in dict.fromkeys((p.style_file, *p.qualitative_styles))]
-    jobs += [Job(f"sr-x{f}-{m}", "sr", (f, m), experiments.sr_run_dir(ctx, f, m), p, ctx.root)
-             for f in p.sr_factors for m in experiments.sr_methods(f)]
+    jobs += [Job(f"sr-x{f}-{m}", "sr", (f, m), sr_run_dir(ctx, f, m), p, ctx.root)
+             for f in p.sr_factors for m in sr_methods(f)]
     return jobs
 
 
 def train(job: Job, device: str | None = None) -> None:
     """Train one job on ``device`` (None: the visible GPU, else the CPU); resumes a checkpoint."""
-    from perceptual.study import experiments
+    from perceptual.study.chapters.context import Context, sr_model, style_model
     from perceptual.method.train import pick_device
 
-    trainers = {"style": experiments.style_model, "sr": experiments.sr_model}
-    ctx = experiments.Context(job.profile, pick_device(device), job.root)
+    trainers = {"style": style_model, "sr": sr_model}
+    ctx = Context(job.profile, pick_device(device), job.root)
     trainers[job.kind](ctx, *job.args, progress=False)
 
 
@@ -114,6 +115,8 @@ def attempt(job: Job, device: str | None, runner: Runner = train, label: str = "
         error_file.unlink(missing_ok=True)  # from an earlier attempt
         try:
             runner(job, device)
+        except DeadlineReached as err:  # checkpointed: the same command resumes it
+            return Outcome(job.name, "stopped", str(err).split("; ")[0], time.monotonic() - start, label)
         except Exception as err:  # noqa: BLE001 — reported by name; the other jobs go on
             error_file.write_text(traceback.format_exc())
             return Outcome(job.name, "failed", f"{type(err).__name__}: {err}", time.monotonic() - start, label)
@@ -126,18 +129,26 @@ def attempt(job: Job, device: str | None, runner: Runner = train, label: str = "
 # one worker process per GPU
 
 
-def _worker(gpu: str, tasks, conn, runner: Runner, device: str | None) -> None:
-    os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before anything initialises CUDA in this process
+def _worker(slot: str, tasks, conn, runner: Runner, device: str | None, loader_workers: int) -> None:
+    os.environ["CUDA_VISIBLE_DEVICES"] = slot.split(".")[0]  # before anything initialises CUDA in this process
+    os.environ["PERCEPTUAL_LOADER_WORKERS"] = str(loader_workers)  # the machine's cores shared among the jobs
     while (job := tasks.get()) is not None:
         conn.send(("start", job.name))  # a pipe write is synchronous: seen even if the worker dies next
-        conn.send(("end", attempt(job, device, runner, label=f"GPU {gpu}")))
+        conn.send(("end", attempt(job, device, runner, label=f"GPU {slot}")))
     conn.close()
 
 
+def slots(gpus: Sequence[str], per_gpu: int = 1) -> list[str]:
+    """Worker names: ``0`` … per GPU, or ``0.0``, ``0.1`` … when ``per_gpu`` workers share each GPU."""
+    return [g if per_gpu == 1 else f"{g}.{k}" for g in gpus for k in range(per_gpu)]
+
+
 def run_local(jobs: Sequence[Job], gpus: Sequence[str], runner: Runner = train, device: str | None = None,
-              say: Callable[[str], None] = print) -> list[Outcome]:
-    """Train ``jobs`` with one worker process per entry of ``gpus`` (``CUDA_VISIBLE_DEVICES``),
-    each taking the next job from one queue; returns one :class:`Outcome` per job."""
+              say: Callable[[str], None] = print, per_gpu: int = 1) -> list[Outcome]:
+    """Train ``jobs`` with ``per_gpu`` worker processes per entry of ``gpus`` (``CUDA_VISIBLE_DEVICES``),
+    each taking the next job from one queue; returns one :class:`Outcome` per job. Several workers
+    on one GPU fill it where one batch-4 step leaves it mostly idle; the CPU cores for data loading
+    are divided among them."""
     import multiprocessing
     from multiprocessing.connection import wait
 
@@ -149,12 +160,15 @@ def run_local(jobs: Sequence[Job], gpus: Sequence[str], runner: Runner = train, 
     tasks = mp.Queue()
     for job in todo:
         tasks.put(job)
-    for _ in gpus:
+    workers = slots(gpus, per_gpu)
+    for _ in workers:
         tasks.put(None)  # one stop sign per worker, after every job
     procs, readers = {}, {}
-    for gpu in gpus:
+    cores = max(1, (os.cpu_count() or 1) // len(workers))
+    for gpu in workers:
         reader, writer = mp.Pipe(duplex=False)
-        procs[gpu] = mp.Process(target=_worker, args=(gpu, tasks, writer, runner, device), name=f"perceptual-gpu{gpu}")
+        procs[gpu] = mp.Process(target=_worker, args=(gpu, tasks, writer, runner, device, min(8, cores)),
+                                name=f"perceptual-gpu{gpu}")
         procs[gpu].start()
         writer.close()  # the worker holds the only writer: its exit shows as EOF here
         readers[reader] = gpu
@@ -204,7 +218,7 @@ class SlurmOptions:
     partition: str | None = None
     time_min: int = 24 * 60  # per submission; preempted or timed-out jobs are requeued
     gpus: int = 1  # per job (one network per job; more GPUs do not speed one run up)
-    cpus: int = 8  # data-loading workers (experiments.loader_workers uses up to 8)
+    cpus: int = 8  # data-loading workers (chapters.loader_workers uses up to 8)
     cluster: str | None = None  # None: detect (slurm); "local": submitit's local executor (tests)
 
 
@@ -266,25 +280,29 @@ def parse_gpus(text: str) -> list[str]:
 
 def reproduce(profile: str | None = None, gpus: Sequence[str] = (), slurm: SlurmOptions | None = None,
               only: str | None = None, build: bool = True, device: str | None = None,
-              runner: Runner = train, then: Callable[..., int] | None = None) -> int:
-    """Train the profile's jobs on ``gpus`` (or Slurm), then ``then(name, only=, build_book=, device=)``
-    (the command line passes :func:`perceptual.book.site.reproduce`). Returns an exit code: 1 naming
-    the failed jobs (nothing evaluated), else ``then``'s (0 without one)."""
-    from perceptual.study import experiments, profiles
+              runner: Runner = train, then: Callable[..., int] | None = None, per_gpu: int = 1) -> int:
+    """Train the profile's jobs on ``gpus`` (``per_gpu`` workers each; or Slurm), then
+    ``then(name, only=, build_book=, device=)`` (the command line passes
+    :func:`perceptual.book.site.reproduce`). Returns an exit code: 1 naming the failed jobs (nothing
+    evaluated), 75 when the command's deadline stopped some (checkpointed; the same command resumes),
+    else ``then``'s (0 without one)."""
+    from perceptual.study import profiles
+    from perceptual.study.chapters.context import Context
     from perceptual.core import paths
 
     name, why = profiles.choose(profile)
-    ctx = experiments.Context.create(profiles.get(name), device)
+    ctx = Context.create(profiles.get(name), device)
     jobs = training_jobs(ctx)
     for rel in dict.fromkeys((*ctx.profile.train_dirs, *(j.args[0] for j in jobs if j.kind == "style"))):
         ctx.data(rel)  # DataMissing here, once, rather than in every worker
-    where = f"Slurm ({slurm.cluster or 'detected'})" if slurm else f"GPUs {','.join(gpus)}"
+    where = f"Slurm ({slurm.cluster or 'detected'})" if slurm else f"GPUs {','.join(gpus)}" + (
+        f", {per_gpu} jobs at a time on each" if per_gpu > 1 else "")
     print(f"profile: {name} ({why}); {len(jobs)} training jobs on {where}: {', '.join(j.name for j in jobs)}",
           flush=True)
     if slurm:
         outcomes = run_slurm(jobs, paths.results_dir() / name / "slurm", slurm, runner, device)
     else:
-        outcomes = run_local(jobs, gpus, runner, device)
+        outcomes = run_local(jobs, gpus, runner, device, per_gpu=per_gpu)
     failed = [o for o in outcomes if o.status == "failed"]
     for o in failed:
         print(f"error: training job {o.name} failed: {o.detail} (log: {_run_dir(jobs, o.name)})", file=sys.stderr)
@@ -293,6 +311,11 @@ def reproduce(profile: str | None = None, gpus: Sequence[str] = (), slurm: Slurm
               "the others are trained. Run the same command again to resume them; nothing was evaluated.",
               file=sys.stderr)
         return 1
+    stopped = [o.name for o in outcomes if o.status == "stopped"]
+    if stopped:
+        print(f"deadline reached: {len(stopped)} of {len(jobs)} training jobs checkpointed ({', '.join(stopped)}); "
+              "run the same command again to resume them; nothing was evaluated.", file=sys.stderr)
+        return 75
     return then(name, only=only, build_book=build, device=device) if then else 0
 
 

@@ -122,6 +122,15 @@ TOLERANCES = {
 }
 
 
+def _numbers_of(root: Path, profile: str) -> dict[str, tuple[float | str, str]]:
+    """:func:`_numbers`, with an error of a shape :func:`check_tables` does not foresee named by its run folder."""
+    try:
+        return _numbers(root, profile)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as err:
+        raise MalformedTable(f"{root / profile}: a results table there has an unexpected shape "
+                             f"({type(err).__name__}: {(str(err).splitlines() or [''])[0]})") from err
+
+
 def _numbers(root: Path, profile: str) -> dict[str, tuple[float | str, str]]:
     """(value, tolerance key) by name, for one run's results."""
     res = claims.Results(profile, root)
@@ -146,8 +155,72 @@ def _numbers(root: Path, profile: str) -> dict[str, tuple[float | str, str]]:
     return out
 
 
+class MalformedTable(ValueError):
+    """A results table :func:`compare` reads is truncated or lacks what it needs; names the file."""
+
+
+# what _numbers (through claims) reads of each table: the columns, every row's key columns filled
+TABLE_COLUMNS = {
+    "objective/objective.csv": ("size", "image", "method", "objective"),
+    "superres/sr_summary.csv": ("dataset", "factor", "method", "psnr", "ssim"),
+    "inversion/inversion.csv": ("figure", "layer"),
+    "speed/speed.csv": ("size", "feedforward", "gatys_per_iteration", "speedup_500"),
+    "qualitative/qualitative.csv": ("size", "style", "image", "method", "objective"),
+}
+
+
+def check_tables(root: Path, profile: str, fix: str) -> None:
+    """:class:`MalformedTable` naming the first table of ``root/profile`` that :func:`compare`
+    cannot read whole: cut mid-row (every table is written with a final newline), unparsable,
+    missing a column or a value, or missing rows its ``.meta.json`` or its other rows imply (a
+    truncation at a row boundary). ``fix``: what to do about it."""
+    for rel, columns in TABLE_COLUMNS.items():
+        path = root / profile / rel
+        if not path.is_file():
+            continue  # not computed: its numbers are reported as missing, not an error
+        problem = _table_problem(path, columns)
+        if problem:
+            raise MalformedTable(f"{path}: {problem}; {fix}")
+
+
+def _table_problem(path: Path, columns: tuple[str, ...]) -> str | None:
+    blob = path.read_bytes()
+    if not blob.strip():
+        return "empty (truncated)"
+    if not blob.endswith(b"\n"):
+        return "ends in the middle of a row (truncated)"
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        return f"not a readable table ({type(err).__name__}: {(str(err).splitlines() or [''])[0]})"
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        return f"no column {', '.join(missing)} (has {', '.join(map(str, frame.columns))})"
+    if not len(frame):
+        return "no rows (truncated)"
+    empty = [c for c in columns if frame[c].isna().any()]
+    if empty:
+        row = int(frame[columns].isna().any(axis=1).to_numpy().argmax()) + 2  # 1-based, after the header
+        return f"no value for {', '.join(empty)} in line {row}"
+    if path.name == "sr_summary.csv":
+        models = (store.read_meta(path).get("models") or {}) if store.meta_path(path).is_file() else {}
+        want = {(int(f), m) for f, ms in models.items() for m in ms} | {(int(f), "bicubic") for f in models}
+        have = set(zip(frame["factor"].astype(int), frame["method"]))
+        lost = sorted(want - have)
+        if lost:
+            return ("no rows for " + ", ".join(f"×{f} {m}" for f, m in lost) +
+                    " (its .meta.json lists them: truncated?)")
+    if path.name == "objective.csv":
+        for (size, image), g in frame.groupby(["size", "image"]):
+            lost = [m for m in ("feedforward", "content", "gatys") if m not in set(g.method)]
+            if lost:
+                return f"no {', '.join(lost)} row for size {size}, image {image} (truncated?)"
+    return None
+
+
 def compare(profile: str, fresh: Path | None = None, published: Path | None = None) -> pd.DataFrame:
-    """One row per number: published, fresh, tolerance, within (bool)."""
+    """One row per number: published, fresh, tolerance, within (bool). A table of either run that
+    is truncated or malformed is :class:`MalformedTable` naming it and what it lacks."""
     fresh_root = fresh or paths.results_dir()
     pub_root = published or paths.published_dir()
     if not (pub_root / profile).is_dir():
@@ -155,7 +228,9 @@ def compare(profile: str, fresh: Path | None = None, published: Path | None = No
     if not (fresh_root / profile).is_dir():
         raise FileNotFoundError(f"no fresh results for profile {profile!r} under {fresh_root}; "
                                 f"run `make reproduce PROFILE={profile}` first")
-    a, b = _numbers(pub_root, profile), _numbers(fresh_root, profile)
+    check_tables(pub_root, profile, "restore the published copy (git checkout -- results/published)")
+    check_tables(fresh_root, profile, f"recompute it (make reproduce PROFILE={profile})")
+    a, b = _numbers_of(pub_root, profile), _numbers_of(fresh_root, profile)
     rows = []
     for name in sorted(set(a) | set(b), key=lambda n: (n not in a, n)):
         (pv, key), (fv, _) = a.get(name, (None, "")), b.get(name, (None, ""))

@@ -9,28 +9,51 @@ combined with the input's chroma (BT.601 YCbCr); ``median`` applies the authors'
 filter (their test script's default); ``strength`` blends with the input. Output size = input
 size; images smaller than the design takes are replicate-padded and cropped back.
 
-Nothing is lost (:func:`plan_outputs`, checked before any work): an existing output is kept
-unless ``overwrite``; two inputs that would get the same output name (``a/x.jpg``, ``b/x.jpg``,
-``x.png``) are an error naming both; an output that would replace an input is refused even with
-``overwrite`` (writing into the input folder works when no name collides). Outputs are written
-atomically (temporary file, then rename) with the usual file permissions. Only style networks
-are applied: a super-resolution model is refused with a clear error.
+Nothing is lost (:func:`plan_outputs`, checked before any work): two inputs that would get the
+same output name (``a/x.jpg``, ``b/x.jpg``, ``x.png``) are an error naming both; an output that
+would replace an input is refused even with ``overwrite`` (writing into the input folder works
+when no name collides). Outputs are written atomically (temporary file, then rename) with the
+usual file permissions. Only style networks are applied: a super-resolution model is refused
+with a clear error.
+
+A batch always finishes (:func:`stylize_files`): an input that cannot be read, is over the pixel
+budget, or whose output cannot be written (disk full, a name too long for the file system, a
+file that appeared meanwhile) is reported as one line naming it and the reason, and the rest go
+on; ``Report.ok`` is False then. Each output is reported as it is written (``on_event``).
+
+Rerunning resumes: an output that exists and decodes completely is kept and skipped (say so,
+count at the end); ``overwrite`` recomputes it. An output that exists but does not decode (cut
+short by something other than this command, whose writes are atomic) is recomputed. Temporaries
+of ours that a killed run left beside the outputs (``.<name>.XXXXXXXX.tmp``) are removed first.
+
+Pixel budget: every input is read under :data:`perceptual.core.images.MAX_PIXELS` (2**28 px,
+16384²), tiled or not. Tiles bound the network's activations only; the full-size input, output
+and blend buffers stay in memory (≈ 50 bytes per pixel), so the budget is what the tiled path can
+process, and an image over it is refused by name with the budget in the message — before it is
+decoded (Pillow's own, lower decompression-bomb limit is replaced by it while we read; its
+warning never reaches the user). Under the budget, an image too large for memory in one piece
+goes through tiles automatically (``tile``: force a tile size; it must exceed the tiles' overlap,
+:func:`check_tile`).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from concurrent.futures import Future
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perceptual.core import colour, images
+from perceptual.core import colour, images, store
 from perceptual.core.data import list_images
-from perceptual.runtime.inference import inference_model, process
+from perceptual.runtime.inference import (auto_precision, default_overlap, geometry, inference_model, process,
+                                          receptive_radius)
 from perceptual.runtime.precision import resolve
 from perceptual.method.train import load_model, pick_device
 
@@ -94,10 +117,18 @@ class OutputError(ValueError):
     """The outputs cannot be written without losing something; nothing was written."""
 
 
+class BadOption(ValueError):
+    """An option that does not fit this model (``--tile``); nothing was read or written."""
+
+
 @dataclass
 class Report:
     written: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # (input, one-line reason naming it)
+    skipped: list[Path] = field(default_factory=list)  # complete outputs kept (a resumed run)
+    removed: list[Path] = field(default_factory=list)  # stale temporaries of an interrupted run
+    precision: str = ""  # the precision the network ran in
+    psnr: float | None = None  # ``auto``: that precision's PSNR from the float path (None: a float one)
 
     @property
     def ok(self) -> bool:
@@ -121,11 +152,10 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
     return out
 
 
-def plan_outputs(inputs: Sequence[str | Path], output_dir: str | Path, suffix: str = ".png",
-                 overwrite: bool = False) -> list[tuple[Path, Path]]:
+def plan_outputs(inputs: Sequence[str | Path], output_dir: str | Path, suffix: str = ".png") -> list[tuple[Path, Path]]:
     """(input, output path) per input image, checked before any work: :class:`OutputError` if
-    ``output_dir`` is a file or not writable, two inputs share an output name, an output would
-    replace an input, or (without ``overwrite``) an output exists."""
+    ``output_dir`` is a file or not writable, two inputs share an output name, or an output would
+    replace an input. Existing outputs are :func:`stylize_files`' business (kept or recomputed)."""
     out_dir = Path(output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"-o {out_dir}: is a file; name a folder for the outputs")
@@ -140,10 +170,6 @@ def plan_outputs(inputs: Sequence[str | Path], output_dir: str | Path, suffix: s
             raise OutputError(f"{seen[key]} and {src} would both be written to {dst}: stylise them into "
                               "separate folders or rename one")
         seen[key] = src
-    existing = [dst for _, dst in plan if dst.exists()]
-    if existing and not overwrite:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputError(f"{existing[0]} exists{more}: use --overwrite to replace, or another -o folder")
     _check_writable(out_dir)
     return plan
 
@@ -158,6 +184,28 @@ def _check_writable(folder: Path) -> None:
         raise OutputError(f"-o {folder}: not writable (permission denied)")
 
 
+def remove_stale_temporaries(plan: Sequence[tuple[Path, Path]]) -> list[Path]:
+    """Delete the temporaries that an interrupted run (kill -9, power cut) left beside the planned
+    outputs: ``.<output name>.XXXXXXXX.tmp`` exactly as :func:`perceptual.core.store.atomic_path`
+    names them, for the outputs of this plan only (nothing else in the folders is touched)."""
+    prefixes: dict[Path, set[str]] = {}
+    for _, dst in plan:
+        prefixes.setdefault(dst.parent, set()).add(f".{dst.name[:store.TMP_NAME_ROOM]}.")
+    ours = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(store.TMP_SUFFIX))
+    removed = []
+    for folder, names in prefixes.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # not made yet (a subfolder of -o), or unreadable: nothing of ours there
+            continue
+        for entry in entries:
+            found = ours.fullmatch(entry.name)
+            if found and f".{found['name']}." in names and entry.is_file(follow_symlinks=False):
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
+    return removed
+
+
 def load_style_model(checkpoint: str | Path, device: torch.device) -> tuple[nn.Module, dict]:
     """A style network from a checkpoint; a super-resolution model is a clear :class:`ValueError`."""
     model, meta = load_model(checkpoint, device)
@@ -169,28 +217,163 @@ def load_style_model(checkpoint: str | Path, device: torch.device) -> tuple[nn.M
     return model, meta
 
 
+def check_tile(model: nn.Module, tile: int) -> None:
+    """:class:`BadOption` unless ``tile`` (what the user gave) can tile ``model``: tiles must be
+    larger than their overlap (:func:`perceptual.runtime.inference.default_overlap`), and an
+    instance-norm network is not tile-invariant at all."""
+    if geometry(model).instance_norm:
+        raise BadOption(f"--tile {tile}: this network uses instance norm, which is not tile-invariant (every tile "
+                        "would be normalised with its own statistics): drop --tile, or use --max-side to shrink the input")
+    overlap, align = default_overlap(model), geometry(model).align
+    if tile <= overlap:
+        raise BadOption(f"--tile {tile}: too small for this network; tiles overlap by {overlap} px (twice its "
+                        f"receptive-field radius of {receptive_radius(model)} px, plus a 16 px blend), so use "
+                        f"--tile {overlap + 1} or more (rounded up to a multiple of {align}; e.g. --tile 512)")
+
+
+Event = Callable[[str, Path, str], None]  # (kind, path, one line); kinds: written, skipped, replaced, failed, removed
+
+
+def _why(err: BaseException, src: Path, dst: Path) -> str:
+    """One line naming the input and why its output was not made."""
+    if isinstance(err, images.ImageError):
+        text = str(err)  # names the input already
+    elif isinstance(err, OSError) and err.errno == errno.ENAMETOOLONG:
+        size = len(os.fsencode(dst.name))
+        try:
+            limit = os.pathconf(dst.parent, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            limit = 255
+        what = (f"the output name {dst.name[:24]}…{dst.suffix} is {size} bytes, over the file system's {limit}"
+                if size > limit else f"the output path {str(dst)[:24]}… is too long ({len(os.fsencode(str(dst)))} bytes)")
+        text = f"{src}: {what}; rename the input (or use a shorter -o folder)"
+    elif isinstance(err, store.DiskFull):
+        text = f"{src}: {err}"
+    elif isinstance(err, OSError):
+        text = f"{src}: {dst} not written ({err.strerror or err})" if not isinstance(err, FileExistsError) \
+            else f"{src}: {err}"
+    elif isinstance(err, (MemoryError, torch.cuda.OutOfMemoryError)):
+        text = f"{src}: out of memory stylising it; try --max-side or --tile 512"
+    else:
+        text = f"{src}: {type(err).__name__}: {err}"
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def stylize_files(checkpoint: str | Path, inputs: Sequence[str | Path], output_dir: str | Path,
                   keep_colors: bool = False, median: bool = False, device: str | None = None,
                   suffix: str = ".png", max_side: int | None = None, strength: float = 1.0,
                   progress: bool = True, overwrite: bool = False, precision: str = "auto",
-                  tile: int | None = None) -> Report:
-    """Stylise files and/or folders into ``output_dir``. The model and every output name are
-    checked before any work (:func:`plan_outputs`); unreadable files are reported by name and
-    skipped; the rest finish. ``precision``: auto | fp32 | bf16 | fp16 | int8
+                  tile: int | None = None, on_event: Event | None = None) -> Report:
+    """Stylise files and/or folders into ``output_dir``. The model, ``tile`` and every output
+    name are checked before any work (:func:`plan_outputs`); then stale temporaries are removed
+    and each input is stylised, skipped (a complete output exists and not ``overwrite``) or
+    reported as failed with the reason, and the rest finish. ``on_event(kind, path, line)`` hears
+    of each as it happens. ``precision``: auto | fp32 | bf16 | fp16 | int8
     (:func:`perceptual.runtime.precision.resolve`); ``tile``: force tiles of this size."""
     from tqdm.auto import tqdm
 
     dev = pick_device(device)
-    prec = resolve(precision, dev, inference=True)  # before anything is read or any folder made
+    resolve(precision, dev, inference=True)  # a bad name is refused before anything is read or made
     model, meta = load_style_model(checkpoint, dev)
-    plan = plan_outputs(inputs, output_dir, suffix, overwrite)
-    fast = inference_model(model, dev, prec)
     report = Report()
-    for path, dst in tqdm(plan, desc=f"stylize ({meta.get('style', '?')})", disable=not progress):
-        try:
-            out = stylize_image(fast, images.read_image(path), keep_colors, median, max_side, strength, prec, tile)
-            report.written.append(images.write_image(out, dst, overwrite=overwrite))
-        except (images.ImageError, FileExistsError) as err:
-            log.info("skipped: %s", err)
-            report.failed.append((path, str(err)))
+    if precision == "auto":  # int8 where it is fast and ≥ 45 dB from the float path (checked once per network)
+        prec, report.psnr = auto_precision(model, dev)
+    else:
+        prec = resolve(precision, dev, inference=True)
+    report.precision = prec
+    fast = inference_model(model, dev, prec)
+    if tile is not None:
+        check_tile(fast, tile)
+    plan = plan_outputs(inputs, output_dir, suffix)
+
+    def emit(kind: str, path: Path, line: str) -> None:
+        if on_event is not None:
+            on_event(kind, path, line)
+
+    log.info("precision %s%s", prec, f" ({report.psnr:.1f} dB from the float path on held-out photos)"
+             if report.psnr is not None else "")  # --verbose shows it; the report records it
+    report.removed = remove_stale_temporaries(plan)
+    for tmp in report.removed:
+        emit("removed", tmp, f"removed {tmp}, a temporary file left by an interrupted run")
+    todo = []  # (input, output, replace an unreadable output?)
+    for path, dst in plan:
+        if not overwrite and os.path.lexists(dst):
+            if images.is_readable(dst):
+                report.skipped.append(dst)
+                emit("skipped", dst, f"skipped {dst}: exists and is complete (--overwrite recomputes it)")
+                continue
+            emit("replaced", dst, f"{dst} exists but is not a readable image (incomplete?): recomputing it")
+            todo.append((path, dst, True))  # cut short (not by us: our writes are atomic); recompute it
+        else:
+            todo.append((path, dst, overwrite))
+
+    def failed(path: Path, dst: Path, err: BaseException) -> None:
+        why = _why(err, path, dst)
+        log.info("failed: %s", why)
+        report.failed.append((path, why))
+        emit("failed", path, why)
+
+    def network(image: torch.Tensor) -> torch.Tensor:
+        return stylize_image(fast, image, keep_colors, median, max_side, strength, prec, tile)
+
+    bar = tqdm(total=len(todo), desc=f"stylize ({meta.get('style', '?')})", disable=not progress)
+    for (path, dst, _), result in pipeline(todo, lambda item: images.read_image(item[0]), network,
+                                           lambda item, out: images.write_image(out, item[1], overwrite=item[2]),
+                                           errors=STAGE_ERRORS):
+        if isinstance(result, BaseException):
+            failed(path, dst, result)
+        else:
+            report.written.append(result)
+            emit("written", dst, str(dst))
+        bar.update(1)
+    bar.close()
     return report
+
+
+STAGE_ERRORS = (images.ImageError, OSError, MemoryError, torch.cuda.OutOfMemoryError)  # one input's failure
+
+
+def pipeline(items: Sequence, decode: Callable, compute: Callable, encode: Callable, errors: tuple = STAGE_ERRORS,
+             depth: int = 2) -> Iterator[tuple[object, object]]:
+    """(item, ``encode``'s result or the exception that stopped it) for each item, in order, with
+    decoding, computing and encoding overlapped: the next ``depth`` items are decoded in one thread and
+    the previous results encoded in another while ``compute`` runs here (PyTorch, Pillow and zlib
+    release the GIL). An exception in ``errors`` fails its item only; any other propagates after
+    the started writes finish (each write is atomic)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = list(items)
+    with ThreadPoolExecutor(1, thread_name_prefix="decode") as readers, \
+            ThreadPoolExecutor(1, thread_name_prefix="encode") as writers:
+        reads = deque(readers.submit(decode, item) for item in items[:depth])
+        writes: deque = deque()  # (item, future or exception)
+
+        def finished(block: bool) -> Iterator[tuple[object, object]]:
+            while writes and (block or not isinstance(writes[0][1], Future) or writes[0][1].done()):
+                item, pending = writes.popleft()
+                if isinstance(pending, Future):
+                    try:
+                        pending = pending.result()
+                    except errors as err:
+                        pending = err
+                yield item, pending
+
+        try:
+            for k, item in enumerate(items):
+                future = reads.popleft()
+                if k + depth < len(items):
+                    reads.append(readers.submit(decode, items[k + depth]))
+                try:
+                    out = compute(future.result())
+                except errors as err:
+                    writes.append((item, err))
+                else:
+                    writes.append((item, writers.submit(encode, item, out)))
+                yield from finished(block=False)
+        except BaseException:  # Ctrl-C, a bug: what was written is still reported, then it goes on up
+            for future in reads:
+                future.cancel()
+            yield from finished(block=True)
+            raise
+        yield from finished(block=True)

@@ -1,0 +1,84 @@
+"""``perceptual stylize`` overlaps decoding, the network and encoding (:func:`stylize.pipeline`):
+results in input order, outputs equal to the one-at-a-time path, failures confined to their item,
+and ``--precision auto`` choosing int8 only where its output stays ≥ 45 dB from the float path."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from perceptual.core import images, paths
+from perceptual.runtime import inference
+from perceptual.tools import stylize
+from test_batches import model, photo  # noqa: F401 (fixtures)
+
+
+def test_results_come_in_input_order_with_stages_overlapped():
+    seen, threads = [], set()
+
+    def decode(i):
+        threads.add(("decode", threading.current_thread().name))
+        time.sleep(0.02 * (3 - i % 3))  # later items decode faster: order must still hold
+        return i
+
+    def compute(x):
+        seen.append(("compute", x))
+        if x == 2:
+            raise images.ImageError("item 2 is bad")
+        return x * 10
+
+    def encode(i, out):
+        threads.add(("encode", threading.current_thread().name))
+        if i == 4:
+            raise OSError(28, "No space left on device")
+        time.sleep(0.01)
+        return out + 1
+
+    results = list(stylize.pipeline(range(6), decode, compute, encode))
+    assert [i for i, _ in results] == list(range(6))
+    assert [r for i, r in results if not isinstance(r, BaseException)] == [1, 11, 31, 51]
+    assert isinstance(results[2][1], images.ImageError) and isinstance(results[4][1], OSError)
+    assert {t for t, _ in threads} == {"decode", "encode"}
+    assert all(name.startswith(kind) for kind, name in threads)  # off the main thread
+
+
+def test_an_unexpected_error_still_reports_the_finished_writes_then_propagates():
+    written = []
+
+    def compute(x):
+        if x == 2:
+            raise KeyboardInterrupt
+        return x
+
+    gen = stylize.pipeline(range(5), lambda i: i, compute, lambda i, out: written.append(i) or i)
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for item in gen:
+            got.append(item)
+    assert [i for i, _ in got] == [0, 1] and written == [0, 1]
+
+
+def test_the_pipeline_writes_what_the_sequential_path_computes(tmp_path, model):  # noqa: F811
+    inputs = [photo(tmp_path / "in" / f"{k}.png", k, size=(40 + 8 * k, 56)) for k in range(4)]
+    report = stylize.stylize_files(model, inputs, tmp_path / "out", device="cpu", precision="fp32", progress=False)
+    assert [p.name for p in report.written] == ["0.png", "1.png", "2.png", "3.png"] and report.precision == "fp32"
+    net, _ = stylize.load_style_model(model, torch.device("cpu"))
+    fast = inference.inference_model(net, "cpu", "fp32")
+    for src, out in zip(inputs, report.written):
+        expected = images.to_uint8(stylize.stylize_image(fast, images.read_image(src), False, False, None, 1.0, "fp32"))
+        assert (images.to_uint8(images.read_image(out)) == expected).all()  # identical, pixel for pixel
+
+
+def test_auto_picks_int8_only_at_45_db_and_remembers_the_check(tmp_path, model, monkeypatch):  # noqa: F811
+    net, _ = stylize.load_style_model(model, torch.device("cpu"))
+    if not inference.int8_supported(torch.device("cpu")):
+        pytest.skip("no VNNI int8 kernels on this CPU")
+    prec, psnr = inference.auto_precision(net, torch.device("cpu"))
+    assert (prec == "int8") == (psnr >= inference.AUTO_INT8_DB) and 20 < psnr < 100
+    assert (paths.cache_dir() / "inference-precision.json").is_file()
+    monkeypatch.setattr(inference, "quantize_residuals", lambda *a: pytest.fail("checked again"))
+    assert inference.auto_precision(net, torch.device("cpu")) == (prec, psnr)  # remembered
+    monkeypatch.setattr(inference, "AUTO_INT8_DB", psnr + 1)
+    assert inference.auto_precision(net, torch.device("cpu"))[0] == inference.resolve("auto", "cpu", inference=True)
