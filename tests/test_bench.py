@@ -146,7 +146,7 @@ def test_runs_on_one_machine_side_by_side(tmp_path):
     new = run("new", "2026-11-26T05:47:43+00:00", ("fast-int8", 0.167, 4.02, 50.3),
               {("style-256-b4", "graphed-bf16"): (0.5004, 2.58, 0.967)})  # a graphed row, as on CUDA
     targets, numbers = pages.bench_runs([old, new])
-    assert targets.header == ["target", "rule", "2026-11-26 03:23", "2026-11-26 05:47"]
+    assert targets.header == ["goal", "rule", "2026-11-26 03:23", "2026-11-26 05:47"]
     row_512 = next(r for r in targets.rows if r[0].startswith("inference 512²"))
     assert row_512[2:] == ["3.09 missed", "4.02 met"]
     header = numbers.header

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from perceptual.book import site as book, pages
+from perceptual.book import site as book, pages, report, paper_tables
 from perceptual.study import experiments, profiles
 from perceptual.core import store
 
@@ -279,7 +279,7 @@ def test_a_failed_optional_metric_is_one_short_sentence():
     assert pages.metric_status("LPIPS", "computed") == ""
     assert "pip" not in pages.metric_status("DISTS", "not computed: DISTS needs α, β (pip install DISTS-pytorch)")
     note = "SRCNN 9-1-5 on RGB, retrained here (fallback: published SRCNN weights could not be downloaded (cannot reach x))"
-    assert pages.model_note(note) == ("SRCNN 9-1-5 on RGB, retrained here (the published SRCNN weights were not "
+    assert paper_tables.model_note(note) == ("SRCNN 9-1-5 on RGB, retrained here (the published SRCNN weights were not "
                                       "available offline)")
 
 
@@ -300,11 +300,11 @@ def test_verdicts_are_counted_whatever_they_are_and_claims_apart_are_left_out():
     t = pd.DataFrame({"claim": ["C1", "C2", "C3", "C4", "C11"], "where": ["Fig. 5"] * 5,
                       "verdict": ["reproduced", "inconclusive", "not reproduced", "inconclusive", "reproduced"],
                       "apart": [False, False, False, False, True]})
-    assert pages.tally(t) == "1 reproduced, 2 inconclusive, 1 not reproduced"
-    assert pages.tally(t.drop(columns="apart").assign(verdict=["x", "partly", "partly", "x", "x"])) == "2 partly, 3 x"
-    assert "verdict-inconclusive" in pages.verdict_badge("inconclusive")
-    assert pages.claim_chapter("C6") == "inversion" and pages.claim_chapter("C99", "§4.2, Fig. 8") == "superres"
-    assert pages.claim_chapter("C98", "nowhere") == "claims"
+    assert report.tally(t) == "1 reproduced, 2 inconclusive, 1 not reproduced"
+    assert report.tally(t.drop(columns="apart").assign(verdict=["x", "partly", "partly", "x", "x"])) == "2 partly, 3 x"
+    assert "verdict-inconclusive" in report.verdict_badge("inconclusive")
+    assert report.claim_chapter("C6") == "inversion" and report.claim_chapter("C99", "§4.2, Fig. 8") == "superres"
+    assert report.claim_chapter("C98", "nowhere") == "claims"
 
 
 def test_captions_carry_the_computed_verdict_or_none(monkeypatch):
@@ -312,19 +312,19 @@ def test_captions_carry_the_computed_verdict_or_none(monkeypatch):
         profile = profiles.get("demo", gpu=False)
 
     t = pd.DataFrame({"claim": ["C6", "C7"], "verdict": ["reproduced", "inconclusive"]})
-    monkeypatch.setattr(pages, "claims_table", lambda *a, **k: t)
-    assert pages.figure_caption(Ctx, "Fig. 3", ["C6"], "Text.") == "**Fig. 3.** Tests C6 (reproduced). Text."
-    assert pages.figure_caption(Ctx, "Fig. 4", ["C7", "C9"], "T.") == "**Fig. 4.** Tests C7 (inconclusive). T."
-    monkeypatch.setattr(pages, "claims_table", lambda *a, **k: None)
-    assert pages.figure_caption(Ctx, "Fig. 3", ["C6"], "Text.") == "**Fig. 3.** Text."
+    monkeypatch.setattr(report, "claims_table", lambda *a, **k: t)
+    assert report.figure_caption(Ctx, "Fig. 3", ["C6"], "Text.") == "**Fig. 3.** Tests C6 (reproduced). Text."
+    assert report.figure_caption(Ctx, "Fig. 4", ["C7", "C9"], "T.") == "**Fig. 4.** Tests C7 (inconclusive). T."
+    monkeypatch.setattr(report, "claims_table", lambda *a, **k: None)
+    assert report.figure_caption(Ctx, "Fig. 3", ["C6"], "Text.") == "**Fig. 3.** Text."
 
 
 def test_the_landing_numbers_come_out_of_the_evidence_or_its_first_clause():
-    assert pages.ours_short("C1", "128²: network 1.7e5 vs L-BFGS@50 1e5; L-BFGS matches the network at iteration "
+    assert report.ours_short("C1", "128²: network 1.7e5 vs L-BFGS@50 1e5; L-BFGS matches the network at iteration "
                                   "21, 28 (median 24, 2 images)") == "L-BFGS matches it at iteration 24 (128²)"
-    assert pages.ours_short("C10", "median 57.90× over 6") == "periodic peak 57.90× ℓ_pixel's"
+    assert report.ours_short("C10", "median 57.90× over 6") == "periodic peak 57.90× ℓ_pixel's"
     long = "a new kind of evidence " * 10
-    assert pages.ours_short("C6", long + "; more").endswith("…") and len(pages.ours_short("C6", long)) <= 90
+    assert report.ours_short("C6", long + "; more").endswith("…") and len(report.ours_short("C6", long)) <= 90
 
 
 def test_figures_are_panels_of_at_least_256_px_with_alt_text(tmp_path):
@@ -340,6 +340,6 @@ def test_figures_are_panels_of_at_least_256_px_with_alt_text(tmp_path):
 
 
 def test_table_one_is_copied_as_printed():
-    t = pages.paper_table1()
+    t = paper_tables.paper_table1()
     assert t.rows[0] == ["256×256", "3.17", "9.52", "15.86", "0.015", "212× · 636× · 1060×"]
     assert t.rows[2][-1] == "208× · 625× · 1042×"

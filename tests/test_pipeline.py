@@ -82,3 +82,29 @@ def test_auto_picks_int8_only_at_45_db_and_remembers_the_check(tmp_path, model, 
     assert inference.auto_precision(net, torch.device("cpu")) == (prec, psnr)  # remembered
     monkeypatch.setattr(inference, "AUTO_INT8_DB", psnr + 1)
     assert inference.auto_precision(net, torch.device("cpu"))[0] == inference.resolve("auto", "cpu", inference=True)
+
+
+def test_prefetch_keeps_order_raises_where_it_failed_and_stops_when_left():
+    from perceptual.runtime.batches import prefetch
+
+    made = []
+
+    def batches(n, bad=None):
+        for i in range(n):
+            if i == bad:
+                raise images.ImageError(f"batch {i} is unreadable")
+            made.append(i)
+            yield i
+
+    assert list(prefetch(batches(20))) == list(range(20))
+    got = []
+    with pytest.raises(images.ImageError, match="batch 3"):
+        for b in prefetch(batches(10, bad=3)):
+            got.append(b)
+    assert got == [0, 1, 2]
+    made.clear()
+    for b in prefetch(batches(1000)):
+        if b == 5:
+            break
+    time.sleep(0.3)
+    assert len(made) <= 5 + 1 + 2 + 1  # stopped: at most the queue's depth ahead

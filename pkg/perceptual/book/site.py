@@ -50,6 +50,10 @@ MATHJAX_DEFAULT = Path("/usr/share/javascript/mathjax")  # Debian's libjs-mathja
 # copy inside PyPI's jupyter-server-mathjax wheel (a dependency, so two commands suffice) has only
 # the combined TeX/MathML → HTML-CSS one.
 MATHJAX_CONFIGS = ("TeX-AMS_CHTML", "TeX-AMS-MML_HTMLorMML-full")
+# What a config needs beyond its name (Sphinx's mathjax2_config, a MathJax.Hub.Config before MathJax
+# loads): the wheel's copy has only the STIX-Web fonts, while HTML-CSS asks for TeX fonts first.
+MATHJAX_HUB = {"TeX-AMS-MML_HTMLorMML-full": '{"HTML-CSS": {"availableFonts": ["STIX"], "preferredFont": "STIX", '
+                                              '"webFont": "STIX-Web", "imageFont": null}}'}
 MATHJAX_FILES = ("MathJax.js", *(f"config/{c}.js" for c in MATHJAX_CONFIGS), "config/local", "jax/input/TeX",
                  "jax/output/CommonHTML", "jax/output/HTML-CSS", "jax/element", "extensions",
                  "fonts/HTML-CSS/TeX/woff", "fonts/HTML-CSS/STIX-Web/woff")
@@ -286,7 +290,12 @@ def build(profile: str | None = None, src: Path | None = None) -> int:
               "set PERCEPTUAL_MATHJAX to node_modules/mathjax", file=sys.stderr)
         return 2
     config = src / "_config.yml"  # the staged copy: point it at the config this MathJax has
-    config.write_text(config.read_text().replace("config=TeX-AMS_CHTML", f"config={mathjax_config(Path(mathjax))}"))
+    chosen = mathjax_config(Path(mathjax))
+    text = config.read_text().replace("config=TeX-AMS_CHTML", f"config={chosen}")
+    if chosen in MATHJAX_HUB:
+        text = re.sub(r"^(\s*)(mathjax_path: .*)$", lambda m: f"{m[1]}{m[2]}\n{m[1]}mathjax2_config: {MATHJAX_HUB[chosen]}",
+                      text, count=1, flags=re.M)
+    config.write_text(text)
     out = paths.book_dir()
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--path-output", str(out),
            "-W", "-n", "--keep-going"]

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from perceptual.core import images, store
 from perceptual.method import memory
 from perceptual.runtime import precision, runfolder, trainstep
-from perceptual.runtime.batches import CachedImages, IterationSampler
+from perceptual.runtime.batches import CachedImages, IterationSampler, prefetch
 from perceptual.runtime.runfolder import (CheckpointError, FitOptions, RunBusy, RunLock, TrainingDiverged,  # noqa: F401
                                           TrainingInterrupted, load_optimizer, read_checkpoint)
 from perceptual.core.config import StyleTrainConfig
@@ -135,7 +135,7 @@ def fit(model: nn.Module, step: Callable[[nn.Module, torch.Tensor], dict[str, to
             scaler = trainstep.fp16_scaler(train_step, run.scaler_state)  # checkpointed with the rest
             losses = runfolder.LossLog(run.files, tqdm(total=end - start, desc=o.desc, disable=not o.progress), o.desc)
             done = start
-            for it, batch in enumerate(loader, start=start):
+            for it, batch in enumerate(prefetch(loader) if not o.workers else loader, start=start):
                 if it >= end:
                     break
                 batch = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -113,3 +113,45 @@ class CachedImages(Dataset):
         names = [str(p) for p in self.skipped]
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
         return f"{len(names)} unreadable image(s) skipped: {', '.join(names[:5])}{more}"
+
+
+def prefetch(batches: Iterable, depth: int = 2) -> Iterator:
+    """``batches`` in order, the next ``depth`` made in a background thread while the caller trains
+    on the current one (decoding and resizing photos release the GIL): data loading overlapped with
+    the step where no loader processes are used (a CPU). An exception while making a batch is raised
+    here, at that batch; leaving the loop early stops the thread."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        q.put((batch, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as err:  # noqa: BLE001 — handed to the consumer
+            q.put((None, err))
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            batch, err = q.get()
+            if err is not None:
+                raise err
+            if batch is done:
+                return
+            yield batch
+    finally:
+        stop.set()
+        thread.join(timeout=5)

@@ -274,7 +274,12 @@ def speed_cli(ctx: Context, tiny: bool = False) -> Path:
         photos = list_images(ctx.data("coco/val2017"))[:n] if not tiny else ctx.content_files(n)
         for k, f in enumerate(photos):
             images.write_image(square_image(f, side)[0], tmp / "photos" / f"{k:02d}.jpg")
-        model, source = _bench_style_net(ctx, [square_image(photos[0], side)])
+        published = sorted((paths.published_dir() / ctx.profile.name / "models").glob("style-*/model.pt"))
+        if published and not style_model_path(ctx, ctx.profile.style_file).is_file():  # a trained network:
+            model, source = load_model(published[0], device)[0].float(), f"published/{ctx.profile.name}/models/" \
+                f"{published[0].parent.name}"  # what decides int8 vs bf16 (an untrained one is no guide)
+        else:
+            model, source = _bench_style_net(ctx, [square_image(photos[0], side)])
         store.atomic_torch_save({"model": model.state_dict(), "meta": {"kind": "style", "arch": model.arch,
                                                                         "style": "bench"}}, tmp / "model.pt")
         prec, psnr = auto_precision(model, device)
