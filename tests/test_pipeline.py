@@ -108,3 +108,14 @@ def test_prefetch_keeps_order_raises_where_it_failed_and_stops_when_left():
             break
     time.sleep(0.3)
     assert len(made) <= 5 + 1 + 2 + 1  # stopped: at most the queue's depth ahead
+
+
+def test_the_command_exits_at_once_with_its_code_and_its_output_flushed(tmp_path):
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "perceptual.cli", "profile", "demo"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("profile 'demo'") and ok.stdout.endswith("\n")
+    bad = subprocess.run([sys.executable, "-m", "perceptual.cli", "stylize", str(tmp_path / "none.pt"),
+                          str(tmp_path), "-o", str(tmp_path / "out")], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: ") and "none.pt" in bad.stderr

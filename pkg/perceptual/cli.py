@@ -556,5 +556,19 @@ def main(argv: list[str] | None = None) -> int:
         return code
 
 
+def run() -> None:
+    """The ``perceptual`` command: :func:`main`, then a fast exit. Tearing down an interpreter that
+    imported PyTorch takes ≈ 1 s on a 2-core CPU, a third of a short command's overhead; everything
+    is written by then (outputs atomically, logs flushed and closed here), so the process ends at once."""
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a reader that went away (`| head`): nothing more to say to it
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
