@@ -96,3 +96,19 @@ def file_server(tmp_path):
     server = FileServer(root)
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def style_model(tmp_path_factory) -> Path:
+    """A width-8 style network's ``model.pt`` (seed 0), as ``perceptual stylize`` reads it."""
+    import torch
+
+    from perceptual.core import store
+    from perceptual.method.transformer import StyleNet
+
+    torch.manual_seed(0)
+    net = StyleNet(width=8)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    store.atomic_torch_save({"model": net.state_dict(), "meta": {"kind": "style", "arch": net.arch, "style": "t"}},
+                            path)
+    return path

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from perceptual import cli
-from perceptual.core import images, paths, store
+from perceptual.core import images, paths
 from perceptual.method.transformer import StyleNet
 from perceptual.runtime import inference, runfolder
 from perceptual.tools import stylize
@@ -26,14 +26,10 @@ def photo(path, seed=0, size=(48, 56)):
     return path
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    torch.manual_seed(0)
-    net = StyleNet(width=8)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    store.atomic_torch_save({"model": net.state_dict(), "meta": {"kind": "style", "arch": net.arch, "style": "t"}},
-                            path)
-    return path
+@pytest.fixture
+def model(style_model):
+    """The conftest's width-8 style network."""
+    return style_model
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch
 from perceptual.core import images, paths
 from perceptual.runtime import inference
 from perceptual.tools import stylize
-from test_batches import model, photo  # noqa: F401 (fixtures)
+from test_batches import model, photo  # noqa: F401 (a fixture and a helper)
 
 
 def test_results_come_in_input_order_with_stages_overlapped():

@@ -42,16 +42,6 @@ def corrupt(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def style_model(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    net = StyleNet(width=8)
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    store.atomic_torch_save({"model": net.state_dict(), "meta": {"kind": "style", "arch": net.arch, "style": "t"}},
-                            path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def sr_model_file(tmp_path_factory) -> Path:
     net = SRNet(4)
     path = tmp_path_factory.mktemp("sr") / "model.pt"

@@ -163,6 +163,18 @@ def _first(pattern: str, values: Iterable[str]) -> str | None:
     return None
 
 
+# claim → (pattern in its evidence, format of the groups): the measured number(s) in a few words
+SHORT_SEARCH = {
+    "C5": (r"Eq\. 5 ([\d.]+)×", "objective {0}× the baseline's"),
+    "C9": (r"ℓ_feat ([\d.]+) vs ℓ_pixel ([\d.]+)", "edge energy ℓ_feat {0}, ℓ_pixel {1} (truth = 1)"),
+    "C10": (r"median ([\d.]+)×", "periodic peak {0}× ℓ_pixel's"),
+    "C11": (r"worst larger size ([\d.]+)×", "objective share {0}× the training size's at most"),
+}
+# claim → (pattern, format of its first and last match): how a measure changes with depth
+SHORT_TREND = {"C6": (r"([\d.]+) dB", "PSNR {0} → {1} dB with depth"),
+               "C7": (r"([\d.]+) px", "wavelength {0} → {1} px with depth")}
+
+
 def ours_short(claim: str, evidence: str) -> str:
     """A claim's measured evidence in a few words for the landing table (the chapter shows all of
     it): numbers picked out of ``evidence``; its first clause, shortened, when the pattern fails."""
@@ -183,34 +195,20 @@ def ours_short(claim: str, evidence: str) -> str:
                 return (f"{min(found):,.0f}–{max(found):,.0f}× vs 500 iterations" +
                         (", faster than one at every size" if ms and all(float(a.replace(',', '')) < float(b.replace(',', ''))
                                                                        for _, a, b in ms) else ""))
-        if claim == "C5":
-            m = re.search(r"Eq\. 5 ([\d.]+)×", e)
+        if claim in SHORT_SEARCH:
+            pattern, fmt = SHORT_SEARCH[claim]
+            m = re.search(pattern, e)
             if m:
-                return f"objective {m.group(1)}× the baseline's"
-        if claim == "C6":
-            found = re.findall(r"([\d.]+) dB", e)
+                return fmt.format(*m.groups())
+        if claim in SHORT_TREND:
+            pattern, fmt = SHORT_TREND[claim]
+            found = re.findall(pattern, e)
             if len(found) >= 2:
-                return f"PSNR {found[0]} → {found[-1]} dB with depth"
-        if claim == "C7":
-            found = re.findall(r"([\d.]+) px", e)
-            if len(found) >= 2:
-                return f"wavelength {found[0]} → {found[-1]} px with depth"
+                return fmt.format(found[0], found[-1])
         if claim == "C8":
             found = re.findall(r"in (\d+) of (\d+)", e)
             if len(found) >= 2:
                 return f"ℓ_pixel higher in {found[0][0]}/{found[0][1]} (PSNR), {found[1][0]}/{found[1][1]} (SSIM)"
-        if claim == "C9":
-            m = re.search(r"ℓ_feat ([\d.]+) vs ℓ_pixel ([\d.]+)", e)
-            if m:
-                return f"edge energy ℓ_feat {m.group(1)}, ℓ_pixel {m.group(2)} (truth = 1)"
-        if claim == "C10":
-            m = re.search(r"median ([\d.]+)×", e)
-            if m:
-                return f"periodic peak {m.group(1)}× ℓ_pixel's"
-        if claim == "C11":
-            m = re.search(r"worst larger size ([\d.]+)×", e)
-            if m:
-                return f"objective share {m.group(1)}× the training size's at most"
     except (ValueError, AttributeError):
         pass
     first = re.split(r";\s", e, maxsplit=1)[0]
