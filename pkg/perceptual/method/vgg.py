@@ -16,8 +16,12 @@ Parameters are frozen and the module stays in eval mode; gradients still flow to
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import logging
 import os
+import sys
 import urllib.error
 from dataclasses import dataclass
 from functools import lru_cache
@@ -210,8 +214,14 @@ def _hub_convs(url_env: str, default_url: Callable[[], str]) -> list[tuple[torch
     """Fetch a torchvision-layout state dict through the torch hub cache (sha-prefix checked)."""
     url = os.environ.get(url_env) or default_url()
     cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    terminal = sys.stderr.isatty()  # a progress bar for a person; elsewhere (a notebook, a log) one log line
+    said = io.StringIO()  # torch.hub's "Downloading: … to <cache path>" (stdout) and its bar (stderr)
     try:
-        state = torch.hub.load_state_dict_from_url(url, progress=True, check_hash=True, map_location="cpu")
+        with contextlib.ExitStack() as quiet:
+            if not terminal:
+                quiet.enter_context(contextlib.redirect_stdout(said))
+                quiet.enter_context(contextlib.redirect_stderr(said))
+            state = torch.hub.load_state_dict_from_url(url, progress=terminal, check_hash=True, map_location="cpu")
     except (urllib.error.URLError, OSError, RuntimeError) as err:
         raise WeightsUnavailable(
             f"could not get VGG weights from {url} ({err}).\n"
@@ -220,6 +230,9 @@ def _hub_convs(url_env: str, default_url: Callable[[], str]) -> list[tuple[torch
             f"  - set {url_env} to a mirror URL of the same file, or\n"
             f"  - use the offline loss network: --loss-network vgg19-caffe"
         ) from err
+    finally:
+        if said.getvalue().strip():
+            logging.getLogger("perceptual.method.vgg").info("%s", said.getvalue().strip())
     keys = sorted((k for k in state if k.startswith("features.") and k.endswith(".weight")),
                   key=lambda k: int(k.split(".")[1]))
     return [(state[k].float(), state[k[: -len("weight")] + "bias"].float()) for k in keys]
