@@ -258,6 +258,8 @@ def stage_mathjax(dest: Path) -> str | None:
 def stage(name: str, src: Path | None = None) -> tuple[Path, list[str]]:
     """Copy the book's static files and MathJax beside the executed notebooks; (folder, missing chapters)."""
     src = src or staging(name)
+    for stale in src.glob(".*.ipynb") if src.is_dir() else ():  # an interrupted execution's temporaries
+        stale.unlink(missing_ok=True)
     for f in STATIC:
         path = paths.book_dir() / f
         if path.is_dir():

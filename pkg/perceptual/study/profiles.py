@@ -344,7 +344,7 @@ SMOKE: tuple[tuple[str, Any], ...] = (
     ("sr.patch", 96), ("sr.iterations", 4), ("sr.checkpoint_every", 2), ("sr.val_every", 2),
     ("sr.val_images", 2), ("srcnn_iterations", 4), ("sr_max_images", 1),
     ("sr_iterations", ()), ("sr_method_iterations", ()),  # per-factor / per-method budgets: all sr.iterations
-    ("calibration_sizes", (64, 96)),
+    ("calibration_sizes", (96, 128)),  # longer side: the shorter stays ≥ 41 px, the style net's minimum
 )
 
 
