@@ -69,6 +69,9 @@ def test_the_pipeline_writes_what_the_sequential_path_computes(tmp_path, model):
     for src, out in zip(inputs, report.written):
         expected = images.to_uint8(stylize.stylize_image(fast, images.read_image(src), False, False, None, 1.0, "fp32"))
         assert (images.to_uint8(images.read_image(out)) == expected).all()  # identical, pixel for pixel
+        data = out.read_bytes()
+        idat = data.index(b"IDAT") + 4  # the zlib stream: its FLEVEL bits say which level wrote it
+        assert data[idat + 1] >> 6 == 0  # "fastest" (level 1: SAVE_ARGS); Pillow's default 6 writes 2
 
 
 def test_auto_picks_int8_only_at_45_db_and_remembers_the_check(tmp_path, model, monkeypatch):  # noqa: F811
@@ -119,3 +122,24 @@ def test_the_command_exits_at_once_with_its_code_and_its_output_flushed(tmp_path
     bad = subprocess.run([sys.executable, "-m", "perceptual.cli", "stylize", str(tmp_path / "none.pt"),
                           str(tmp_path), "-o", str(tmp_path / "out")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: ") and "none.pt" in bad.stderr
+
+
+def test_the_cli_bench_reads_the_pace_from_the_times_work_finished(tmp_path):
+    import pandas as pd
+
+    from perceptual.book import pages
+    from perceptual.study.chapters.speed import _pace
+
+    done = [100.0 + t for t in (3.0, 4.5, 5.0, 5.5, 6.1, 6.6, 7.1)]  # unsorted input is sorted first
+    pace = _pace(98.0, list(reversed(done)))
+    assert pace["first_seconds"] == pytest.approx(5.0)  # launch at 98, first done at 103
+    assert pace["steady_unit_seconds"] == pytest.approx(0.5)  # gaps after 3 warm-up units: 0.6, 0.5, 0.5
+    row = {"command": "train-style", "work": "40 iterations", "units": 40, "precision": "bf16", "psnr_db": None,
+           "unit_seconds": 0.65, "cold_seconds": 36.0, "seconds": 33.6, **pace, "bound_seconds": 29.0,
+           "met": False, "hardware": "a CPU"}
+    pd.DataFrame([row]).to_csv(tmp_path / "cli.csv", index=False)
+    cells = pages.cli_table(tmp_path / "cli.csv").rows[0]
+    assert "5.0 s to the first iteration, then 0.5 s per iteration" in cells and "0.65 s per iteration (bf16)" in cells
+    old = pd.DataFrame([{k: v for k, v in row.items() if k not in pace}])  # written before the pace was recorded
+    old.to_csv(tmp_path / "old.csv", index=False)
+    assert "inside the process" not in pages.cli_table(tmp_path / "old.csv").header

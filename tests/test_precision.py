@@ -1,5 +1,6 @@
 """Mixed precision (detection, fp32 losses under autocast), the MATLAB-compatible resize, and
 the training loop's deferred loss read-back."""
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -165,7 +166,19 @@ def test_deferred_readback_logs_every_iteration(tmp_path):
 
     _run(tmp_path, replace(_tiny(), precision="fp32"), step, sync_every=5)
     log = pd.read_csv(tmp_path / "log.csv")
-    assert list(log.iteration) == list(range(6)) and list(log.columns) == ["iteration", "total", "mean"]
+    assert list(log.iteration) == list(range(6)) and list(log.columns) == ["iteration", "total", "mean", "time"]
+    assert log.time.is_monotonic_increasing and abs(log.time.iloc[-1] - time.time()) < 600  # when issued
+
+
+def test_a_log_begun_by_an_older_version_keeps_its_columns(tmp_path):
+    from perceptual.runtime.runfolder import append_row
+
+    log = tmp_path / "log.csv"
+    log.write_text("iteration,total\n0,1.5\n")  # no time column (written before it existed)
+    append_row(log, {"iteration": 1, "total": 2.5, "time": 123.0})
+    assert log.read_text() == "iteration,total\n0,1.5\n1,2.5\n"
+    append_row(tmp_path / "new.csv", {"iteration": 0, "total": 1.0, "time": 5.0})
+    assert (tmp_path / "new.csv").read_text().splitlines() == ["iteration,total,time", "0,1.0,5.0"]
 
 
 def test_nan_found_within_sync_interval_keeps_checkpoint(tmp_path):

@@ -238,9 +238,15 @@ def keep_rows_until(path: Path, iteration: int) -> None:
 
 
 def append_row(path: Path, row: dict) -> None:
+    """Append ``row`` to the CSV table ``path`` (made with ``row``'s columns if new). A table begun by
+    an older version keeps its own columns: a resumed run's rows stay aligned with its header."""
     new = not path.is_file()
+    columns = list(row)
+    if not new:
+        with open(path, newline="") as fh:
+            columns = next(csv.reader(fh), None) or columns
     with open(path, "a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(row))
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         if new:
             writer.writeheader()
         writer.writerow(row)
@@ -248,31 +254,32 @@ def append_row(path: Path, row: dict) -> None:
 
 class LossLog:
     """Loss terms of each iteration, kept on the device and read back in one sync (:meth:`flush`):
-    written to ``log.csv``, shown on the progress bar, and checked finite (else
-    :class:`TrainingDiverged`, before any checkpoint could record them)."""
+    written to ``log.csv`` with the wall-clock time the step was issued (``time``, Unix seconds; on a
+    GPU, steps are asynchronous, so it says when the host moved on), shown on the progress bar, and
+    checked finite (else :class:`TrainingDiverged`, before any checkpoint could record them)."""
 
     def __init__(self, files: RunFiles, bar, desc: str):
         self.files, self.bar, self.desc = files, bar, desc
-        self.pending: list[tuple[int, torch.Tensor]] = []  # (iteration, stacked terms on the device)
+        self.pending: list[tuple[int, float, torch.Tensor]] = []  # (iteration, time, terms on the device)
         self.names: list[str] = []
         self.last: dict[str, float] = {}
 
     def add(self, iteration: int, terms: dict[str, torch.Tensor]) -> None:
         self.names = list(terms)
-        self.pending.append((iteration, torch.stack([v.detach().float() for v in terms.values()])))
+        self.pending.append((iteration, time.time(), torch.stack([v.detach().float() for v in terms.values()])))
 
     def flush(self) -> None:
         if not self.pending:
             return
-        rows = torch.stack([v for _, v in self.pending]).float().cpu().tolist()
-        for (i, _), row in zip(self.pending, rows):
+        rows = torch.stack([v for _, _, v in self.pending]).float().cpu().tolist()
+        for (i, issued, _), row in zip(self.pending, rows):
             values = dict(zip(self.names, row))
             if not all(math.isfinite(v) for v in row):
                 log.error("non-finite loss %s at iteration %d; last good checkpoint kept", values, i)
                 raise TrainingDiverged(f"{self.desc}: loss became {values} at iteration {i}; stopped. The last "
                                        f"good checkpoint is {self.files.checkpoint} (lower the learning rate or "
                                        "the loss weights)")
-            append_row(self.files.log_csv, {"iteration": i, **values})
+            append_row(self.files.log_csv, {"iteration": i, **values, "time": round(issued, 3)})
         self.bar.update(len(self.pending))
         self.last.update(values)
         self.bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()})

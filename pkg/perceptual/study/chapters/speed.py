@@ -7,7 +7,9 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -244,14 +246,23 @@ CLI_ITERATIONS, CLI_TRAIN_SIZE, CLI_TRAIN_BATCH = 40, 128, 4  # train-style
 CLI_SLACK = {"stylize": 2.0, "train-style": 3.0}  # s: startup allowed beyond N × the bench's unit time
 
 
-def _timed(cmd: list[str]) -> float:
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """Run ``perceptual cmd`` as a new process: (its launch as Unix time, its wall seconds)."""
     import subprocess
     import sys
 
-    start = time.perf_counter()
+    launched, start = time.time(), time.perf_counter()
     subprocess.run([sys.executable, "-m", "perceptual.cli", *cmd], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    return launched, time.perf_counter() - start
+
+
+def _pace(launched: float, done: Sequence[float], warmup: int = 3) -> dict[str, float]:
+    """From the times each unit of work finished (Unix seconds): the time from launch to the first
+    one, and the median gap between later ones (the process's steady pace)."""
+    done = np.sort(np.asarray(done, dtype=float))
+    gaps = np.diff(done[min(warmup, len(done) - 2):]) if len(done) > 1 else np.array([np.nan])
+    return {"first_seconds": float(done[0] - launched), "steady_unit_seconds": float(np.median(gaps))}
 
 
 def speed_cli(ctx: Context, tiny: bool = False) -> Path:
@@ -287,10 +298,11 @@ def speed_cli(ctx: Context, tiny: bool = False) -> Path:
         x = square_image(photos[0], side)
         per_image = bench.median_time(lambda: run(fast, x, prec), device, repeats=5)
         cmd = ["stylize", str(tmp / "model.pt"), str(tmp / "photos"), "-q", "--device", str(device)]
-        cold = _timed([*cmd, "-o", str(tmp / "cold")])
-        warm = _timed([*cmd, "-o", str(tmp / "out")])
+        _, cold = _timed([*cmd, "-o", str(tmp / "cold")])
+        launched, warm = _timed([*cmd, "-o", str(tmp / "out")])
         rows.append({"command": "stylize", "work": f"{n} photos at {side}²", "units": n, "precision": prec,
                      "psnr_db": psnr, "unit_seconds": per_image, "cold_seconds": cold, "seconds": warm,
+                     **_pace(launched, [f.stat().st_mtime for f in (tmp / "out").iterdir()]),
                      "bound_seconds": n * per_image + CLI_SLACK["stylize"]})
 
         cfg = replace(style_config(ctx, ctx.profile.style_file), image_size=size, batch_size=CLI_TRAIN_BATCH)
@@ -306,11 +318,12 @@ def speed_cli(ctx: Context, tiny: bool = False) -> Path:
         cmd = ["train-style", "--style", str(style_file), *sum((["--data", d] for d in train_dirs), []),
                "--iterations", str(iterations), "--image-size", str(size), "--batch-size", str(CLI_TRAIN_BATCH),
                "--loss-network", cfg.loss.network, "--device", str(device)]
-        cold = _timed([*cmd, "--out", str(tmp / "run-cold")])
-        warm = _timed([*cmd, "--out", str(tmp / "run")])
+        _, cold = _timed([*cmd, "--out", str(tmp / "run-cold")])
+        launched, warm = _timed([*cmd, "--out", str(tmp / "run")])
         rows.append({"command": "train-style", "work": f"{iterations} iterations at {size}², batch {CLI_TRAIN_BATCH}",
                      "units": iterations, "precision": precision.resolve(cfg.precision, device), "psnr_db": None,
                      "unit_seconds": 1 / its, "cold_seconds": cold, "seconds": warm,
+                     **_pace(launched, pd.read_csv(tmp / "run" / "log.csv").time),
                      "bound_seconds": iterations / its + CLI_SLACK["train-style"]})
     frame = pd.DataFrame([{**r, "met": r["seconds"] <= r["bound_seconds"], **_machine(device)} for r in rows])
     table = ctx.out("speed") / "cli.csv"
