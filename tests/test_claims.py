@@ -328,3 +328,70 @@ def test_the_objective_step_measures_both_starts_and_the_calibration(tmp_path, m
     k = claims.calibration(res, "noise")
     assert list(k["size"]) == [32] and list(k.image) == ["cat"] and list(k.run) == [3]
     assert set(k.columns) >= {"authors_k", "ours_k"}
+
+
+def _inversions(root: Path, converged=(True, True, True), deepest_style_is_noise: bool = False,
+                shallow_noise: float = 2.0) -> None:
+    """Fig. 3/4 results with known measures: feature reconstructions that lose fidelity and colour
+    with depth (the shallowest ``shallow_noise`` grey levels of noise off the target), style
+    reconstructions of rising wavelength (noise blurred more with depth), and their uniform start."""
+    from perceptual.core import images
+    from perceptual.method.superres import gaussian_blur
+
+    gen = torch.Generator().manual_seed(0)
+    out = root / "p/inversion"
+    y, x = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    target = torch.stack([128 + 100 * torch.sin(x / 9), 128 + 100 * torch.cos(y / 7), 60 + 2 * x])  # (3, 64, 64)
+    images.write_image(target, out / "feature_target.png")
+    start = torch.rand(1, 3, 64, 64, generator=gen) * 255
+    images.write_image(start, out / "style_start.png")
+    rows = []
+    for k, layer in enumerate(("relu2_2", "relu3_3", "relu4_3")):
+        grey = target.mean(0, keepdim=True).expand(3, -1, -1)
+        faded = (1 - 0.4 * k) * target + 0.4 * k * grey  # colour lost with depth
+        noisy = faded + (shallow_noise if k == 0 else 12.0 * k) * torch.randn(3, 64, 64, generator=gen)
+        images.write_image(noisy.clamp(0, 255), out / f"feature_{layer}.png")
+        rows.append({"figure": "fig3", "layer": layer, "iteration": 0, "total": 1.0, "converged": (converged or (True,) * 3)[k]})
+    for k, layer in enumerate(("relu1_2", "relu2_2", "relu3_3")):
+        noise = start if deepest_style_is_noise and k == 2 else gaussian_blur(start, 1.0 + 2.0 * k)
+        images.write_image((128 + 3 * (noise - noise.mean())).clamp(0, 255), out / f"style_{layer}.png")
+        rows.append({"figure": "fig4", "layer": layer, "iteration": 0, "total": 1.0, "converged": True})
+    frame = pd.DataFrame(rows)
+    store.write_table(frame if converged is not None else frame.drop(columns="converged"),
+                      out / "inversion.csv", {})
+
+
+def test_inversions_are_judged_only_when_converged_faithful_and_not_noise(results):
+    _inversions(results)
+    t = claims.evaluate("p", results).set_index("claim")
+    assert t.loc["C6", "verdict"] == claims.REPRODUCED and t.loc["C7", "verdict"] == claims.REPRODUCED
+    assert "relu2_2 4" in t.loc["C6", "evidence"] and "noise-only control 0.8" in t.loc["C7", "evidence"]
+    _inversions(results, converged=(True, False, True))
+    t = claims.evaluate("p", results).set_index("claim")
+    assert t.loc["C6", "verdict"] == claims.INCONCLUSIVE and t.loc["C6", "reason"] == "the reconstructions did not converge"
+    assert "relu3_3 reached the iteration cap" in t.loc["C6", "evidence"]
+    _inversions(results, converged=None)  # a table from before convergence was recorded
+    t = claims.evaluate("p", results).set_index("claim")
+    assert t.loc["C6", "verdict"] == t.loc["C7", "verdict"] == claims.INCONCLUSIVE
+    assert "not run to convergence" in t.loc["C7", "reason"]
+    _inversions(results, shallow_noise=12.0)  # relu2_2 ≈ 26 dB: not "visually indistinguishable"
+    t = claims.evaluate("p", results).set_index("claim")
+    assert t.loc["C6", "verdict"] == claims.INCONCLUSIVE and "not faithful (relu2_2 2" in t.loc["C6", "reason"]
+    _inversions(results, deepest_style_is_noise=True)  # the deepest style reconstruction never left its start
+    t = claims.evaluate("p", results).set_index("claim")
+    assert t.loc["C7", "verdict"] == claims.INCONCLUSIVE and t.loc["C7", "reason"] == \
+        "leftover starting noise dominates the measure"
+    (results / "p/inversion/style_start.png").unlink()
+    assert claims.evaluate("p", results).set_index("claim").loc["C7", "reason"].startswith("no noise-only control")
+
+
+def test_lbfgs_stops_where_the_objective_stops_moving():
+    from perceptual.method.gatys import Convergence
+
+    rule = Convergence(window=3, tol=0.01)
+    assert not rule.reached([10.0, 9.0, 8.0])  # not yet a window past the start
+    assert not rule.reached([10.0, 9.0, 8.0, 7.0, 6.0, 5.0])  # 5 < 0.99 × 8
+    assert rule.reached([10.0, 8.0, 7.99, 7.98, 7.97])  # 7.97 ≥ 0.99 × 8: < 1 % in the last 3
+    assert not rule.reached([10.0, 8.0, 40.0, 7.0, 50.0])  # a spike is not a plateau: the minimum fell 12.5 %
+    assert rule.reached([10.0, 9.0, 8.0, 7.0, 6.0, 5.0], moved=0.4)  # still falling, but the image stopped: < 0.5
+    assert not rule.reached([10.0, 9.0, 8.0, 7.0, 6.0, 5.0], moved=0.6)

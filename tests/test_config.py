@@ -158,7 +158,10 @@ def test_the_baseline_starts_where_the_authors_did():
     assert u.min() >= 0 and u.max() <= 255 and u.std().item() == pytest.approx(255 / 12 ** 0.5, rel=0.05)
     with pytest.raises(ValueError, match="unknown init"):
         gatys.initial_image((8, 8), "white", 0, torch.device("cpu"))
-    assert gatys.feature_inversion_config(10).init == "uniform"  # the inversions keep their start (issue 26, item 5)
+    from perceptual.study.chapters import inversion
+
+    assert gatys.feature_inversion_config(10).init == "uniform"
+    assert inversion.STARTS == {"fig3": "noise", "fig4": "uniform"}  # Fig. 3 from the authors' start
 
 
 def test_the_deviation_table_shows_the_start_the_sr_tv_and_the_vgg19_layers():

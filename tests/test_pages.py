@@ -343,3 +343,17 @@ def test_table_one_is_copied_as_printed():
     t = paper_tables.paper_table1()
     assert t.rows[0] == ["256×256", "3.17", "9.52", "15.86", "0.015", "212× · 636× · 1060×"]
     assert t.rows[2][-1] == "208× · 625× · 1042×"
+
+
+def test_a_claims_figure_number_links_to_that_figure_where_its_chapter_labels_it(tmp_path, monkeypatch):
+    from perceptual.book import report
+    from perceptual.core import paths
+
+    (tmp_path / "inversion.md").write_text('pages.figure([...], "caption", label="fig3")\n')
+    (tmp_path / "objective.md").write_text("pages.plot(fig, 'no label')\n")
+    monkeypatch.setattr(paths, "book_dir", lambda: tmp_path)
+    assert report.figure_link("inversion", "Fig. 3") == "<a href='inversion.html#fig3'>Fig. 3</a>"
+    assert report.figure_link("inversion", "§4, Fig. 3 & 4") == \
+        "§4, <a href='inversion.html#fig3'>Fig. 3</a> &amp; 4"  # the rest escaped
+    assert report.figure_link("objective", "Fig. 5, §4.1") == "Fig. 5, §4.1"  # no labelled figure: text only
+    assert report.figure_link("speed", "Table 1") == "Table 1"

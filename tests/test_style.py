@@ -167,6 +167,18 @@ def test_feature_inversion_relu2_2_comes_close(net, demo_root):
     assert blurred_rmse < 8.0 and blurred_rmse < 0.1 * start_rmse
 
 
+def test_inversion_stops_once_settled_and_says_whether_it_did(net, demo_root):
+    target = images.square(images.read_image(demo_root / "content/demo/chelsea.png"), 48, "center")[None]
+    cfg = replace(gatys.feature_inversion_config(400, init="noise"), noise_amplitude=1.0)
+    settled = gatys.invert_features(net, target, "relu1_2", cfg, progress=False, until=gatys.Convergence(10, 0.05))
+    ran = len(settled.history) - 1
+    assert settled.converged is True and ran < 400 and ran % 10 == 0  # checked once a window, stopped before the cap
+    capped = gatys.invert_features(net, target, "relu1_2", replace(cfg, iterations=5), progress=False,
+                                   until=gatys.Convergence(10, 0.05))
+    assert capped.converged is False and len(capped.history) == 6
+    assert gatys.invert_features(net, target, "relu1_2", replace(cfg, iterations=5), progress=False).converged is None
+
+
 def test_style_inversion_matches_grams(net, demo_root):
     style = images.resize_longer(images.read_image(demo_root / demo.STYLE_FILE), 64)[None]
     r = gatys.invert_style(net, style, ("relu2_2",), (48, 48), gatys.feature_inversion_config(40), progress=False)

@@ -217,15 +217,16 @@ def _cmd_train_sr(args) -> int:
 
 def _cmd_run(args) -> int:
     from perceptual.study import experiments
-    unknown = [s for s in args.steps if s not in experiments.STEPS]
+    known = {**experiments.STEPS, **experiments.DIAGNOSTICS}  # with no step named: every chapter's, no diagnostic
+    unknown = [s for s in args.steps if s not in known]
     if unknown:
-        print(f"error: unknown step {unknown[0]!r}; steps: {', '.join(experiments.STEPS)}", file=sys.stderr)
+        print(f"error: unknown step {unknown[0]!r}; steps: {', '.join(known)}", file=sys.stderr)
         return 2
     profile = profiles.get(args.profile)
     print(profiles.describe(profile))
     ctx = experiments.Context.create(profile, args.device)
     for step in args.steps or experiments.STEPS:
-        print(experiments.STEPS[step](ctx))
+        print(known[step](ctx))
     return 0
 
 
@@ -441,7 +442,8 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_cmd_train_sr)
 
     x = command("run", help="compute results for a profile (what the notebooks read)")
-    x.add_argument("steps", nargs="*", help="inversion, objective, qualitative, speed, superres (default: all)")
+    x.add_argument("steps", nargs="*", help="inversion, objective, qualitative, speed, superres (default: all of these), "
+                                          "or a diagnostic run on request: feat-ablation (ℓ_feat SR, one change at a time)")
     x.add_argument("--profile")
     x.add_argument("--device")
     x.set_defaults(func=_cmd_run)

@@ -378,6 +378,29 @@ def cli_table(path: Path) -> Table:
                         "between later ones."])
 
 
+def ablation_table(path: Path) -> Table:
+    """The ℓ_feat super-resolution ablation (``superres/feat_ablation.csv``,
+    :mod:`perceptual.study.chapters.sr_ablation`): one change per row group, scored on Set5."""
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    meta = store.read_meta(path) if store.meta_path(path).is_file() else {}
+    df = df.assign(works=df.works.map({True: "yes", False: "no"}), variant=df.variant + ": " + df.change,
+                   psnr_cell=[f"{p:.2f} ({p - b:+.2f})".replace("-", "−") for p, b in zip(df.psnr, df.bicubic_psnr)],
+                   ssim_cell=[f"{s:.3f} ({s / b:.2f}×)" for s, b in zip(df.ssim, df.bicubic_ssim)])
+    b = df.iloc[0]
+    return table(df, {"variant": "variant", "iterations": "iterations", "train_seconds": "training (s)",
+                      "psnr_cell": "PSNR, dB (vs bicubic)", "ssim_cell": "SSIM (× bicubic's)",
+                      "hf_ratio": "high-band energy / truth's", "hf_corr": "high-band correlation",
+                      "works": "passes the gate"},
+                 formats={"hf_ratio": ".1f", "hf_corr": ".3f", "train_seconds": ",.0f", "iterations": ",d"},
+                 caption=meta.get("summary", "ℓ_feat ablation"),
+                 notes=[f"Bicubic on this set: {b.bicubic_psnr:.2f} dB / {b.bicubic_ssim:.3f}. The gate is the one the "
+                        "claims use: ℓ_feat within 3 dB of bicubic with SSIM ≥ 0.9 × bicubic's. High-band energy and "
+                        "correlation: above 0.25 cycles/px, relative to the ground truth (1 = as much as the truth; "
+                        "correlation 1 = the right detail)."])
+
+
 def published_benchmarks() -> list[Table]:
     """:func:`bench_runs` for every machine with tables under ``results/published/benchmarks``."""
     import pandas as pd

@@ -59,6 +59,19 @@ def has_claims_box(chapter: str) -> bool:
     return source.is_file() and "chapter_claims(" in source.read_text(encoding="utf-8")
 
 
+def figure_link(chapter: str, where: str) -> str:
+    """``where`` (the paper's "Fig. 3", "Figs. 8–9, §4.2", …) as HTML, its first figure number linked
+    to that figure in ``chapter`` where the chapter labels it (``pages.figure(..., label="fig3")``)."""
+    source = paths.book_dir() / f"{chapter}.md"
+    text = source.read_text(encoding="utf-8") if source.is_file() else ""
+    found = re.search(r"Figs?\. ?(\d+)", where)
+    if not found or f'label="fig{found.group(1)}"' not in text:
+        return html.escape(where)
+    a, b = found.span()
+    return (f"{html.escape(where[:a])}<a href='{chapter}.html#fig{found.group(1)}'>{html.escape(where[a:b])}</a>"
+            f"{html.escape(where[b:])}")
+
+
 def claims_table(profile: str | None = None, root: Path | None = None):
     """:func:`perceptual.study.claims.evaluate` for ``profile`` under ``root`` (default: this
     build's results folder), computed once per kernel. None when the claims cannot be evaluated."""
@@ -291,7 +304,7 @@ def landing_claims(profile: str):
                if thumb else "")
         apart = " · shown apart, not in the tally" if bool(getattr(r, "apart", False)) else ""
         body.append(f"<tr><td><a class='claim-link' href='{link}'><b>{html.escape(r.claim)}</b></a> "
-                     f"{html.escape(r.paper)}<div class='claim-rule'>{html.escape(r.where)}{apart} · evidence: "
+                     f"{html.escape(r.paper)}<div class='claim-rule'>{figure_link(chapter, r.where)}{apart} · evidence: "
                      f"<a href='{link}'>{html.escape(CHAPTER_TITLES.get(chapter, chapter))}</a></div></td>"
                      f"<td>{html.escape(PAPER_SAYS.get(r.claim, r.where))}</td>{''.join(cells)}<td>{pic}</td></tr>")
     return HTML(f"<div class='people-table claims-summary'><table class='table'><thead><tr><th>claim</th>"

@@ -76,6 +76,14 @@ def high_frequency_ratio(output: np.ndarray, truth: np.ndarray, cutoff: float = 
     return float(so[band].sum() / max(st[band].sum(), 1e-12))
 
 
+def high_band_share(image: np.ndarray, cutoff: float = 0.25) -> float:
+    """The share of an image's spectral power (luminance, Hann-windowed, mean removed) above
+    ``cutoff`` cycles/px. White noise puts ≈ 0.80 there (the band's share of the frequency square,
+    1 − π·0.25²); photos and converged reconstructions far less."""
+    spec, r = _power(luminance(np.asarray(image, dtype=np.float64)))
+    return float(spec[r > cutoff].sum() / max(spec.sum(), 1e-12))
+
+
 def high_band_correlation(output: np.ndarray, truth: np.ndarray, cutoff: float = 0.25) -> float:
     """Pearson correlation of the output's and the truth's luminance restricted to frequencies above
     ``cutoff`` cycles/px (the band :func:`high_frequency_ratio` measures the amount of): 1 when the

@@ -32,6 +32,30 @@ MEAN_PIXEL_RGB = tuple(reversed(CAFFE_MEAN_BGR))  # the Caffe mean pixel, RGB: w
 class Result:
     image: torch.Tensor  # (1, 3, H, W) in [0, 255]
     history: list[dict] = field(default_factory=list)  # per iteration: objective terms and seconds
+    converged: bool | None = None  # with a :class:`Convergence` rule: whether it stopped the run
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """Stop once the run has stopped moving, checked every ``window`` iterations: the objective's
+    lowest value in the last window is within ``tol`` (relative) of the lowest before it, or the
+    image moved less than ``pixels`` grey levels (RMS) over the window. The running minimum, because
+    L-BFGS without a line search has single-iteration spikes; the image, because an objective that
+    falls towards 0 (a shallow layer's inversion) keeps falling by large ratios long after the image
+    stopped changing visibly. ``cfg.iterations`` stays the cap."""
+
+    window: int = 50  # ours
+    tol: float = 0.01  # ours: < 1 % lower over 50 iterations …
+    pixels: float = 0.5  # ours: … or under half a grey level of change (invisible at 8 bits)
+
+    def reached(self, totals: list[float], moved: float | None = None) -> bool:
+        """``totals``: the objective so far; ``moved``: the image's RMS change over the last window."""
+        if len(totals) <= self.window:
+            return False
+        if moved is not None and moved < self.pixels:
+            return True
+        before, recent = min(totals[: -self.window]), min(totals[-self.window:])
+        return recent >= (1.0 - self.tol) * before
 
 
 def _sync(device: torch.device) -> None:
@@ -58,14 +82,17 @@ def initial_image(shape: tuple[int, int], init: str, seed: int, device: torch.de
 
 
 def optimise(objective: Objective, shape: tuple[int, int], cfg: GatysConfig,
-             content: torch.Tensor | None = None, progress: bool = True, desc: str = "L-BFGS") -> Result:
-    """Run ``cfg.iterations`` L-BFGS iterations on Eq. 5; history[i] is the image after i iterations."""
+             content: torch.Tensor | None = None, progress: bool = True, desc: str = "L-BFGS",
+             until: Convergence | None = None) -> Result:
+    """Run ``cfg.iterations`` L-BFGS iterations on Eq. 5 (fewer where ``until`` says the objective
+    stopped moving); history[i] is the objective before iteration i, the last entry after the last."""
     device = next(objective.net.parameters()).device
     targets = objective.content_targets(content)
     x = initial_image(shape, cfg.init, cfg.seed, device, content, cfg.noise_amplitude).requires_grad_(True)
     opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=cfg.history, line_search_fn=None)
     history: list[dict] = []
     last: dict[str, float] = {}
+    snapshot, converged = None, (None if until is None else False)  # the image a window ago; whether it settled
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
@@ -85,10 +112,16 @@ def optimise(objective: Objective, shape: tuple[int, int], cfg: GatysConfig,
         _sync(device)
         history.append({"iteration": i, **last, "seconds": time.perf_counter() - start})
         bar.set_postfix(loss=f"{last['total']:.4g}")
+        if until is not None and len(history) % until.window == 0:  # checked once a window
+            moved = None if snapshot is None else float((x.detach() - snapshot).pow(2).mean().sqrt())
+            snapshot = x.detach().clone()
+            if until.reached([h["total"] for h in history], moved):
+                converged = True
+                break
     with torch.no_grad():  # the objective after the last iteration
         final = {k: float(v) for k, v in objective(x, targets).items()}
-    history.append({"iteration": cfg.iterations, **final, "seconds": time.perf_counter() - start})
-    return Result(x.detach(), history)
+    history.append({"iteration": len(history), **final, "seconds": time.perf_counter() - start})
+    return Result(x.detach(), history, converged)
 
 
 def stylise(net: VGGFeatures, content: torch.Tensor, style: torch.Tensor, cfg: GatysConfig,
@@ -98,27 +131,27 @@ def stylise(net: VGGFeatures, content: torch.Tensor, style: torch.Tensor, cfg: G
 
 
 def invert_features(net: VGGFeatures, image: torch.Tensor, layer: str, cfg: GatysConfig,
-                    progress: bool = True) -> Result:
+                    progress: bool = True, until: Convergence | None = None) -> Result:
     """Fig. 3: an image whose ``layer`` features match those of ``image`` (feature loss only,
     plus the config's TV term)."""
     loss = replace(cfg.loss, content_layers=(layer,), content_weight=1.0, style_weight=0.0)
     return optimise(Objective(net, loss), tuple(image.shape[-2:]), replace(cfg, loss=loss), image, progress,
-                    desc=f"invert {layer}")
+                    desc=f"invert {layer}", until=until)
 
 
 def invert_style(net: VGGFeatures, style: torch.Tensor, layers: tuple[str, ...], shape: tuple[int, int],
-                 cfg: GatysConfig, progress: bool = True) -> Result:
+                 cfg: GatysConfig, progress: bool = True, until: Convergence | None = None) -> Result:
     """Fig. 4: an image whose Gram matrices at ``layers`` match those of ``style``."""
     loss = replace(cfg.loss, style_layers=tuple(layers), content_weight=0.0, style_weight=1.0,
                    style_layer_weights=None)
     return optimise(Objective(net, loss, style), shape, replace(cfg, loss=loss), None, progress,
-                    desc=f"style {layers[-1]}")
+                    desc=f"style {layers[-1]}", until=until)
 
 
 def feature_inversion_config(iterations: int, seed: int = 0, tv_weight: float = 0.0,
                              init: str = "uniform") -> GatysConfig:
     """Settings for Figs. 3/4: no TV unless asked, clipping as the paper does, from uniform noise on
-    [0, 255] as before issue 26 (from the authors' near-grey start, L-BFGS without a line search
-    diverges on a Gram-only objective: its first gradients are near zero). Changing the inversions'
-    start belongs with running them to convergence (issue 26, item 5)."""
+    [0, 255] unless ``init`` says otherwise (Fig. 3 starts where the authors' scripts do; from their
+    near-grey start, L-BFGS without a line search diverges on a Gram-only objective, whose first
+    gradients are near zero, so Fig. 4 keeps uniform noise: :mod:`perceptual.study.chapters.inversion`)."""
     return GatysConfig(iterations=iterations, seed=seed, init=init, loss=replace(LossConfig(), tv_weight=tv_weight))

@@ -113,9 +113,14 @@ PIXEL_GATE_DB = 0.5  # ℓ_pixel works: PSNR ≥ bicubic − 0.5 dB on the set
 FEAT_GATE_DB = 3.0  # ℓ_feat works: PSNR within 3 dB of bicubic (it trades PSNR for detail, paper §4.2) …
 FEAT_GATE_SSIM = 0.9  # … and SSIM ≥ 0.9 × bicubic's
 CONTENT_GATE = 3.0  # a style network keeps its content: content term ≤ 3× L-BFGS's (C5's bound for "partly")
+FIDELITY_DB = 30.0  # C6: the shallowest layer's reconstruction ≥ 30 dB from the target (paper: early layers give
+# reconstructions "visually indistinguishable" from the image; 30 dB is where differences become hard to see)
+NOISE_SHARE = 0.5  # C7: a style reconstruction keeps ≤ half the high-band power share of its uniform-noise start
 
 SR_GATE = (f"gate: ℓ_pixel PSNR ≥ bicubic − {PIXEL_GATE_DB:g} dB, ℓ_feat PSNR ≥ bicubic − {FEAT_GATE_DB:g} dB with "
            f"SSIM ≥ {FEAT_GATE_SSIM:g} × bicubic's, on every set × factor (else inconclusive)")
+INVERSION_GATE = ("gate: every reconstruction ran until it stopped moving (over its last 50 L-BFGS iterations, the "
+                  "objective < 1 % lower or the image < 0.5 grey levels RMS changed), and ")
 STYLE_GATE = (f"gate: the network keeps its content — its content term ≤ {CONTENT_GATE:g}× the L-BFGS baseline's "
               "(median over the Fig. 6 images at the baseline's size and iterations; else inconclusive)")
 
@@ -466,19 +471,41 @@ def _layers(res: Results, figure: str) -> list[str]:
 
 def inversion_measures(res: Results) -> pd.DataFrame | None:
     """Per layer: feature reconstructions' PSNR and colour-histogram distance to the target,
-    style reconstructions' dominant wavelength (px)."""
+    style reconstructions' dominant wavelength (px) and high-band power share (above 0.25
+    cycles/px), each run's convergence (NaN where the table predates it), and a ``control`` row:
+    the style reconstructions' uniform-noise start under the same measures."""
     target = res.image("inversion/feature_target.png")
     if target is None:
         return None
+    inv = res.table("inversion/inversion.csv")
+    done = (inv.groupby(["figure", "layer"]).converged.last().to_dict() if "converged" in inv
+            else {})  # tables from before convergence was recorded: unknown
     rows = []
     for layer in _layers(res, "fig3"):
         img = res.image(f"inversion/feature_{layer}.png")
         rows.append({"figure": "fig3", "layer": layer, "psnr": metrics.psnr_rgb(target, img),
-                     "colour_distance": detail.colour_histogram_distance(img, target)})
+                     "colour_distance": detail.colour_histogram_distance(img, target),
+                     "converged": done.get(("fig3", layer), np.nan)})
     for layer in _layers(res, "fig4"):
         img = res.image(f"inversion/style_{layer}.png")
-        rows.append({"figure": "fig4", "layer": layer, "wavelength": detail.dominant_wavelength(img)})
+        rows.append({"figure": "fig4", "layer": layer, "wavelength": detail.dominant_wavelength(img),
+                     "high_share": detail.high_band_share(img), "converged": done.get(("fig4", layer), np.nan)})
+    start = res.image("inversion/style_start.png")
+    if start is not None:
+        rows.append({"figure": "control", "layer": "uniform start", "wavelength": detail.dominant_wavelength(start),
+                     "high_share": detail.high_band_share(start)})
     return pd.DataFrame(rows)
+
+
+def _unconverged(f: pd.DataFrame) -> Gate | None:
+    """Why the reconstructions in ``f`` cannot be judged for convergence, or None when all converged."""
+    bad = [r.layer for r in f.itertuples() if not (r.converged is True or r.converged == 1.0)]
+    if not bad:
+        return None
+    if f.converged.isna().any():
+        return Gate("the reconstructions were not run to convergence (computed before it was checked)")
+    return Gate("the reconstructions did not converge", f"{', '.join(bad)} reached the iteration cap while still "
+                                                         "changing")
 
 
 def _c6(res: Results) -> Outcome:
@@ -490,6 +517,12 @@ def _c6(res: Results) -> Outcome:
     rho_psnr, rho_col = detail.spearman(depth, f.psnr), detail.spearman(depth, f.colour_distance)
     text = (", ".join(f"{r.layer} {r.psnr:.1f} dB / {r.colour_distance:.2f}" for r in f.itertuples()) +
             f" (PSNR / colour distance to the target; Spearman ρ with depth {rho_psnr:.2f} / {rho_col:.2f})")
+    unsettled = _unconverged(f)
+    if unsettled:
+        return _inconclusive(text, *unsettled)
+    if f.psnr.iloc[0] < FIDELITY_DB:
+        return _inconclusive(text, f"the shallowest layer's reconstruction is not faithful ({f.layer.iloc[0]} "
+                                   f"{f.psnr.iloc[0]:.1f} dB < {FIDELITY_DB:g} dB)")
     ok = [rho_psnr <= -0.8, rho_col >= 0.8]
     return Outcome(text, REPRODUCED if all(ok) else PARTLY if any(ok) else NOT)
 
@@ -502,6 +535,19 @@ def _c7(res: Results) -> Outcome:
     rho = detail.spearman(range(len(f)), f.wavelength)
     text = ", ".join(f"{r.layer} {r.wavelength:.1f} px" for r in f.itertuples()) + \
         f" (power-weighted mean wavelength; Spearman ρ with depth {rho:.2f})"
+    control = m[m.figure == "control"]
+    if not len(control):
+        return _inconclusive(text, "no noise-only control (the reconstructions' start was not saved)")
+    c = control.iloc[0]
+    text += (f"; share of power above 0.25 cycles/px " + ", ".join(f"{r.layer} {r.high_share:.2f}" for r in f.itertuples())
+             + f", noise-only control {c.high_share:.2f} ({c.wavelength:.1f} px)")
+    unsettled = _unconverged(f)
+    if unsettled:
+        return _inconclusive(text, *unsettled)
+    noisy = [r.layer for r in f.itertuples() if r.high_share > NOISE_SHARE * c.high_share]
+    if noisy:
+        return _inconclusive(text, "leftover starting noise dominates the measure",
+                             f"{', '.join(noisy)} keep more than {NOISE_SHARE:g}× the control's high-band share")
     return Outcome(text, REPRODUCED if rho >= 0.8 else PARTLY if rho > 0 else NOT)
 
 
@@ -646,10 +692,13 @@ CLAIMS: tuple[Claim, ...] = (
           f"{STYLE_GATE}. Ours/baseline Eq. 5 ≤ 1.5 and content and style terms each within 2×: reproduced; "
           "Eq. 5 ≤ 3×: partly", _c5),
     Claim("C6", "Fig. 3", "Reconstructions from higher layers keep structure but lose colour and fine detail.",
-          "PSNR falls with depth (Spearman ρ ≤ −0.8) and colour distance rises (ρ ≥ 0.8): reproduced; one: partly",
-          _c6),
+          f"{INVERSION_GATE}the shallowest layer's reconstruction ≥ {FIDELITY_DB:g} dB from the image (else "
+          "inconclusive). PSNR falls with depth (Spearman ρ ≤ −0.8) and colour distance rises (ρ ≥ 0.8): reproduced; "
+          "one: partly", _c6),
     Claim("C7", "Fig. 4", "Style reconstructions from higher layers carry larger-scale structure.",
-          "dominant wavelength rises with depth, ρ ≥ 0.8: reproduced; ρ > 0: partly", _c7),
+          f"{INVERSION_GATE}each reconstruction keeps ≤ {NOISE_SHARE:g}× the high-band power share (above 0.25 "
+          "cycles/px) of its uniform-noise start, the noise-only control (else inconclusive). Dominant wavelength "
+          "rises with depth, ρ ≥ 0.8: reproduced; ρ > 0: partly", _c7),
     Claim("C8", "§4.2, Figs. 8–9", "ℓ_pixel beats ℓ_feat in PSNR and SSIM.",
           f"{SR_GATE}. ℓ_pixel above ℓ_feat in every set × factor × metric (standard protocol): reproduced; "
           "in half: partly", _c8),

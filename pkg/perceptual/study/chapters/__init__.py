@@ -19,6 +19,7 @@ from perceptual.study.chapters.qualitative import (REFERENCE_OUTPUTS, match_refe
                                                    reference_outputs, style_key)
 from perceptual.study.chapters.speed import (BENCH, SENSITIVITY_SIZE, TINY, BenchSizes, speed, speed_bench,
                                              speed_sensitivity)
+from perceptual.study.chapters.sr_ablation import feat_ablation
 from perceptual.study.chapters.superres import sr_models, superresolution
 
 __all__ = ["Context", "runner", "square_image", "loader_workers", "style_entry", "style_config", "models_dir",
@@ -28,9 +29,11 @@ __all__ = ["Context", "runner", "square_image", "loader_workers", "style_entry",
            "objective_curves", "calibration_curves", "calibration_pairs",
            "qualitative", "REFERENCE_OUTPUTS", "style_key", "match_references", "reference_outputs",
            "speed", "BenchSizes", "BENCH", "TINY", "SENSITIVITY_SIZE", "speed_sensitivity", "speed_bench",
-           "sr_models", "superresolution",
-           "STEPS"]
+           "sr_models", "superresolution", "feat_ablation",
+           "STEPS", "DIAGNOSTICS"]
 
 # every runner, by the name used in book.CHAPTERS and `perceptual run`
 STEPS = {"inversion": inversions, "objective": objective_curves, "qualitative": qualitative, "speed": speed,
          "superres": superresolution}
+# runners `perceptual run NAME` accepts that no chapter calls (studies of one question, run on request)
+DIAGNOSTICS = {"feat-ablation": feat_ablation}
