@@ -22,17 +22,23 @@ def test_each_variant_is_scored_after_each_segment_and_an_interrupted_ablation_r
     from perceptual.study import experiments
 
     ctx = experiments.Context.create(profiles.get("demo", gpu=False), "cpu")
-    variants = (("base", "as the profile", {}, (2, 4)), ("tv", "TV 1e-6", {"tv_weight": 1e-6}, (2,)))
+    variants = (("base", "as the profile", {}, (2, 4)), ("tv", "TV 1e-6", {"tv_weight": 1e-6}, (2,)),
+                ("nearest", "resize-convolution", {"upsample": "nearest"}, (2,)))
     table = sr_ablation.feat_ablation(ctx, progress=False, variants=variants)
     df = pd.read_csv(table)
-    assert list(zip(df.variant, df.iterations)) == [("base", 2), ("base", 4), ("tv", 2)]
-    assert (df.bicubic_psnr.nunique(), df.psnr.nunique()) == (1, 3)  # one bicubic; each network its own score
+    assert list(zip(df.variant, df.iterations)) == [("base", 2), ("base", 4), ("tv", 2), ("nearest", 2)]
+    from perceptual.method.train import load_model
+
+    nets = {r.variant: load_model(table.parent / "ablation" / r.run / "model.pt")[0].arch for r in df.itertuples()
+            if r.variant != "base"}
+    assert nets["nearest"]["upsample"] == "nearest" and nets["tv"]["upsample"] == "deconv"
+    assert (df.bicubic_psnr.nunique(), df.psnr.nunique()) == (1, 4)  # one bicubic; each network its own score
     assert df.psnr.between(5, 60).all() and df.ssim.between(-1, 1).all() and (df.train_seconds > 0).all()
     assert list(df.works) == [sr_ablation.works(*r) for r in zip(df.psnr, df.ssim, df.bicubic_psnr, df.bicubic_ssim)]
     from perceptual.book import pages
 
     shown = pages.ablation_table(table)
-    assert [r[0] for r in shown.rows] == ["base: as the profile"] * 2 + ["tv: TV 1e-6"]
+    assert [r[0] for r in shown.rows] == ["base: as the profile"] * 2 + ["tv: TV 1e-6", "nearest: resize-convolution"]
     first = df.iloc[0]
     assert shown.rows[0][3] == f"{first.psnr:.2f} ({first.psnr - first.bicubic_psnr:+.2f})".replace("-", "−")
 
@@ -44,4 +50,8 @@ def test_each_variant_is_scored_after_each_segment_and_an_interrupted_ablation_r
     meta = store.read_meta(table)
     store.write_table(df.iloc[:2], table, {**meta, "key": f"partial {meta['key']}"})
     monkeypatch.undo()
+    scored = []  # only the lost rows are scored again; the networks exist, so nothing trains
+    real = sr_ablation._scores
+    monkeypatch.setattr(sr_ablation, "_scores", lambda *a: scored.append(a[1].parent.name) or real(*a))
     assert list(pd.read_csv(sr_ablation.feat_ablation(ctx, progress=False, variants=variants)).psnr) == list(df.psnr)
+    assert scored == list(df.run[2:])

@@ -20,13 +20,15 @@ from perceptual.method.train import config_hash
 from perceptual.runtime.precision import resolve
 from perceptual.study.chapters.context import Context, _done, loader_workers, runner, sr_config
 
-# name, what it changes, SRConfig overrides, the iterations it is scored at
+# name, what it changes, SRConfig overrides (and "upsample", the network's), the iterations it is scored at
 VARIANTS: tuple[tuple[str, str, dict, tuple[int, ...]], ...] = (
     ("base", "the profile's ℓ_feat ×4 run", {}, (500, 1000, 2000, 3500)),
     ("fp32", "float32 instead of bf16", {"precision": "fp32"}, (500, 1000)),
     ("tv-1e-6", "TV 1e-6, as the authors' models.lua", {"tv_weight": 1e-6}, (500, 1000)),
     ("lr-1e-4", "learning rate 1e-4 instead of 1e-3", {"lr": 1e-4}, (500, 1000)),
     ("patch-144", "144² patches (36² input) instead of 96²", {"patch": 144}, (500, 1000)),
+    ("nearest", "nearest ×2 + convolution instead of fractionally strided convolutions (no checkerboard)",
+     {"upsample": "nearest"}, (500, 1000)),
 )
 SET = "Set5"  # the smallest benchmark set: five images, scored after every segment (else the profile's first)
 
@@ -64,28 +66,37 @@ def feat_ablation(ctx: Context, progress: bool = True, factor: int = 4, variants
     key = config_hash((base, variants, sr_set, ctx.profile.train_dirs))
     if _done(table, key):
         return table
-    partial = store.read_meta_or_none(table) if table.is_file() else None  # an interrupted ablation's rows
-    rows = pd.read_csv(table).to_dict("records") if partial and partial.get("key") == f"partial {key}" else []
-    scored = {(r["variant"], r["iterations"]) for r in rows}
+    # rows already scored, by run folder and iteration count (a variant's folder names its training)
+    old = pd.read_csv(table).to_dict("records") if table.is_file() else []
+    rows: list[dict] = []
     total = sum(len(stops) for *_, stops in variants)
+
+    def write(rows: list[dict]) -> Path:
+        return store.write_table(pd.DataFrame(rows), table,
+                                 {**ctx.meta(base, key=key if len(rows) == total else f"partial {key}"),
+                                  "summary": f"ℓ_feat ×{factor} ablation on {sr_set[0]} (standard protocol), one "
+                                             "change at a time from the profile's run"})
+
     for name, change, overrides, stops in variants:
-        cfg = replace(base, **overrides, iterations=max(stops), checkpoint_every=min(stops))
-        run_dir = ctx.out("superres") / "ablation" / f"{name}-{config_hash(cfg)[:8]}"
+        settings = {k: v for k, v in overrides.items() if k != "upsample"}
+        upsample = overrides.get("upsample", "deconv")
+        cfg = replace(base, **settings, iterations=max(stops), checkpoint_every=min(stops))
+        run_dir = ctx.out("superres") / "ablation" / \
+            f"{name}-{config_hash(cfg if upsample == 'deconv' else (cfg, upsample))[:8]}"
         for stop in stops:
-            if (name, stop) in scored:
+            done = [r for r in old if r.get("run") == run_dir.name and r["iterations"] == stop]
+            if done:
+                rows.append({**done[0], "variant": name, "change": change})
                 continue
             path = train_sr(cfg, "feat", [ctx.data(d) for d in ctx.profile.train_dirs], run_dir, ctx.device,
-                            progress=progress, workers=loader_workers(ctx), stop_after=stop)
+                            progress=progress, workers=loader_workers(ctx), stop_after=stop, upsample=upsample)
             scores = _scores(ctx, path, factor, sr_set)
-            rows.append({"variant": name, "change": change, "iterations": stop,
+            rows.append({"variant": name, "change": change, "iterations": stop, "run": run_dir.name,
                          "train_seconds": _train_seconds(run_dir, stop), **scores,
                          "works": works(scores["psnr"], scores["ssim"], scores["bicubic_psnr"], scores["bicubic_ssim"]),
                          "precision": resolve(cfg.precision, ctx.device)})
-            store.write_table(pd.DataFrame(rows), table,  # after every segment: an interruption keeps what was scored
-                              {**ctx.meta(base, key=key if len(rows) == total else f"partial {key}"),
-                               "summary": f"ℓ_feat ×{factor} ablation on {sr_set[0]} (standard protocol), one change at a "
-                                          "time from the profile's run"})
-    return table
+            write(rows)  # after every segment: an interruption keeps what was scored
+    return write(rows)
 
 
 def _train_seconds(run_dir: Path, iterations: int) -> float:
