@@ -83,13 +83,16 @@ def initial_image(shape: tuple[int, int], init: str, seed: int, device: torch.de
 
 def optimise(objective: Objective, shape: tuple[int, int], cfg: GatysConfig,
              content: torch.Tensor | None = None, progress: bool = True, desc: str = "L-BFGS",
-             until: Convergence | None = None) -> Result:
+             until: Convergence | None = None, line_search: bool = False) -> Result:
     """Run ``cfg.iterations`` L-BFGS iterations on Eq. 5 (fewer where ``until`` says the objective
-    stopped moving); history[i] is the objective before iteration i, the last entry after the last."""
+    stopped moving); history[i] is the objective before iteration i, the last entry after the last.
+    ``line_search``: each iteration a strong-Wolfe line search (several passes, a falling objective),
+    for results that must converge (the inversions), not for timing one iteration (Table 1)."""
     device = next(objective.net.parameters()).device
     targets = objective.content_targets(content)
     x = initial_image(shape, cfg.init, cfg.seed, device, content, cfg.noise_amplitude).requires_grad_(True)
-    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=cfg.history, line_search_fn=None)
+    opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=cfg.history,
+                            line_search_fn="strong_wolfe" if line_search else None)
     history: list[dict] = []
     last: dict[str, float] = {}
     snapshot, converged = None, (None if until is None else False)  # the image a window ago; whether it settled
@@ -131,21 +134,22 @@ def stylise(net: VGGFeatures, content: torch.Tensor, style: torch.Tensor, cfg: G
 
 
 def invert_features(net: VGGFeatures, image: torch.Tensor, layer: str, cfg: GatysConfig,
-                    progress: bool = True, until: Convergence | None = None) -> Result:
+                    progress: bool = True, until: Convergence | None = None, line_search: bool = False) -> Result:
     """Fig. 3: an image whose ``layer`` features match those of ``image`` (feature loss only,
     plus the config's TV term)."""
     loss = replace(cfg.loss, content_layers=(layer,), content_weight=1.0, style_weight=0.0)
     return optimise(Objective(net, loss), tuple(image.shape[-2:]), replace(cfg, loss=loss), image, progress,
-                    desc=f"invert {layer}", until=until)
+                    desc=f"invert {layer}", until=until, line_search=line_search)
 
 
 def invert_style(net: VGGFeatures, style: torch.Tensor, layers: tuple[str, ...], shape: tuple[int, int],
-                 cfg: GatysConfig, progress: bool = True, until: Convergence | None = None) -> Result:
+                 cfg: GatysConfig, progress: bool = True, until: Convergence | None = None,
+                 line_search: bool = False) -> Result:
     """Fig. 4: an image whose Gram matrices at ``layers`` match those of ``style``."""
     loss = replace(cfg.loss, style_layers=tuple(layers), content_weight=0.0, style_weight=1.0,
                    style_layer_weights=None)
     return optimise(Objective(net, loss, style), shape, replace(cfg, loss=loss), None, progress,
-                    desc=f"style {layers[-1]}", until=until)
+                    desc=f"style {layers[-1]}", until=until, line_search=line_search)
 
 
 def feature_inversion_config(iterations: int, seed: int = 0, tv_weight: float = 0.0,
