@@ -322,6 +322,11 @@ def test_captions_carry_the_computed_verdict_or_none(monkeypatch):
 def test_the_landing_numbers_come_out_of_the_evidence_or_its_first_clause():
     assert report.ours_short("C1", "128²: network 1.7e5 vs L-BFGS@50 1e5; L-BFGS matches the network at iteration "
                                   "21, 28 (median 24, 2 images)") == "L-BFGS matches it at iteration 24 (128²)"
+    calibrated = ("Paper rule: 128²: network 1.7e5; L-BFGS matches the network at iteration 21, 28 (median 24.5, 2 "
+                  "images) → not reproduced. Calibration rule (…): 128 px (chicago, hoovertowernight): the authors' "
+                  "network at iteration 6.5, ours at 23.5 (medians) → reproduced.")
+    assert report.ours_short("C1", calibrated) == \
+        "L-BFGS matches ours at iteration 23.5 (the authors' network: 6.5; 128 px)"  # what decides is shown
     assert report.ours_short("C10", "median 57.90× over 6") == "periodic peak 57.90× ℓ_pixel's"
     long = "a new kind of evidence " * 10
     assert report.ours_short("C6", long + "; more").endswith("…") and len(report.ours_short("C6", long)) <= 90

@@ -61,11 +61,12 @@ def has_claims_box(chapter: str) -> bool:
 
 def figure_link(chapter: str, where: str) -> str:
     """``where`` (the paper's "Fig. 3", "Figs. 8–9, §4.2", …) as HTML, its first figure number linked
-    to that figure in ``chapter`` where the chapter labels it (``pages.figure(..., label="fig3")``)."""
+    to that figure in ``chapter`` where the chapter labels it (``pages.figure(..., label="fig3")``, or
+    the label ``"fig3"`` given otherwise)."""
     source = paths.book_dir() / f"{chapter}.md"
     text = source.read_text(encoding="utf-8") if source.is_file() else ""
     found = re.search(r"Figs?\. ?(\d+)", where)
-    if not found or f'label="fig{found.group(1)}"' not in text:
+    if not found or f'"fig{found.group(1)}"' not in text:
         return html.escape(where)
     a, b = found.span()
     return (f"{html.escape(where[:a])}<a href='{chapter}.html#fig{found.group(1)}'>{html.escape(where[a:b])}</a>"
@@ -193,7 +194,11 @@ def ours_short(claim: str, evidence: str) -> str:
     it): numbers picked out of ``evidence``; its first clause, shortened, when the pattern fails."""
     e = evidence
     try:
-        if claim in ("C1", "C2"):
+        if claim in ("C1", "C2"):  # the calibration decides where it was measured; else the paper's rule
+            cal = re.findall(r"(\d+) px \([^)]*\): the authors' network at iteration (≥?[\d.]+), ours at (≥?[\d.]+)", e)
+            if cal:
+                return "L-BFGS matches ours at iteration " + ", ".join(f"{o} (the authors' network: {a}; {s} px)"
+                                                                       for s, a, o in cal)
             found = re.findall(r"(\d+)²: network.*?\(median (≥?\d+(?:\.\d+)?)", e)
             if found:
                 return "L-BFGS matches it at iteration " + ", ".join(f"{k} ({s}²)" for s, k in found)
