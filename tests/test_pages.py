@@ -328,6 +328,9 @@ def test_the_landing_numbers_come_out_of_the_evidence_or_its_first_clause():
     assert report.ours_short("C1", calibrated) == \
         "L-BFGS matches ours at iteration 23.5 (the authors' network: 6.5; 128 px)"  # what decides is shown
     assert report.ours_short("C10", "median 57.90× over 6") == "periodic peak 57.90× ℓ_pixel's"
+    assert report.ours_short("C6", "relu2_2 29.1 dB / 0.08, relu5_3 13.9 dB / 0.41. Inconclusive — the shallowest "
+                                   "layer's reconstruction is not faithful (relu2_2 29.1 dB < 30 dB)") == \
+        "PSNR 29.1 → 13.9 dB with depth"  # the reason's numbers are not the measurement's
     long = "a new kind of evidence " * 10
     assert report.ours_short("C6", long + "; more").endswith("…") and len(report.ours_short("C6", long)) <= 90
 

@@ -192,7 +192,7 @@ SHORT_TREND = {"C6": (r"([\d.]+) dB", "PSNR {0} → {1} dB with depth"),
 def ours_short(claim: str, evidence: str) -> str:
     """A claim's measured evidence in a few words for the landing table (the chapter shows all of
     it): numbers picked out of ``evidence``; its first clause, shortened, when the pattern fails."""
-    e = evidence
+    e = evidence.split(". Inconclusive —")[0]  # the measurement, not the reason it cannot be judged
     try:
         if claim in ("C1", "C2"):  # the calibration decides where it was measured; else the paper's rule
             cal = re.findall(r"(\d+) px \([^)]*\): the authors' network at iteration (≥?[\d.]+), ours at (≥?[\d.]+)", e)
