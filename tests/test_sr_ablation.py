@@ -39,7 +39,8 @@ def test_each_variant_is_scored_after_each_segment_and_an_interrupted_ablation_r
     from perceptual.book import pages
 
     shown = pages.ablation_table(table)
-    assert [r[0] for r in shown.rows] == ["base: as the profile"] * 2 + ["tv: TV 1e-6", "nearest: resize-convolution"]
+    assert [r[0] for r in shown.rows] == ["base", "base", "tv", "nearest"]
+    assert "Variants: base: as the profile; tv: TV 1e-6; nearest: resize-convolution." in shown.notes
     first = df.iloc[0]
     assert shown.rows[0][3] == f"{first.psnr_matched:.2f} ({first.psnr_matched - first.bicubic_psnr:+.2f})".replace("-", "−")
 

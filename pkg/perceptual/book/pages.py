@@ -385,7 +385,8 @@ def ablation_table(path: Path) -> Table:
 
     df = pd.read_csv(path)
     meta = store.read_meta(path) if store.meta_path(path).is_file() else {}
-    df = df.assign(works=df.works.map({True: "yes", False: "no"}), name=df.variant, variant=df.variant + ": " + df.change,
+    changes = "; ".join(f"{v}: {c}" for v, c in dict(zip(df.variant, df.change)).items())
+    df = df.assign(works=df.works.map({True: "yes", False: "no"}), name=df.variant,
                    psnr_cell=[f"{p:.2f} ({p - b:+.2f})".replace("-", "−")
                               for p, b in zip(df.psnr_matched, df.bicubic_psnr)],
                    ssim_cell=[f"{s:.3f} ({s / b:.2f}×)" for s, b in zip(df.ssim_matched, df.bicubic_ssim)])
@@ -398,11 +399,11 @@ def ablation_table(path: Path) -> Table:
          f"{best.ssim_matched:.3f}.")
     return table(df, {"variant": "variant", "iterations": "iterations", "train_seconds": "training (s)",
                       "psnr_cell": "PSNR, dB (vs bicubic)", "ssim_cell": "SSIM (× bicubic's)",
-                      "hf_ratio": "high-band energy / truth's", "hf_corr": "high-band correlation",
-                      "works": "passes the gate"},
+                      "hf_ratio": "high band / truth's", "hf_corr": "high-band corr.", "works": "gate"},
                  formats={"hf_ratio": ".1f", "hf_corr": ".3f", "train_seconds": ",.0f", "iterations": ",d"},
                  caption=meta.get("summary", "ℓ_feat ablation"),
-                 notes=[verdict, f"Bicubic on this set: {b.bicubic_psnr:.2f} dB / {b.bicubic_ssim:.3f}. PSNR and SSIM of the "
+                 notes=[verdict, f"Variants: {changes}.",
+                        f"Bicubic on this set: {b.bicubic_psnr:.2f} dB / {b.bicubic_ssim:.3f}. PSNR and SSIM of the "
                         "network outputs histogram-matched to the input, as in the paper and the claims' gate: ℓ_feat "
                         "within 3 dB of bicubic with SSIM ≥ 0.9 × bicubic's. High-band energy and correlation: above "
                         "0.25 cycles/px, relative to the ground truth (1 = as much as the truth; correlation 1 = the "
