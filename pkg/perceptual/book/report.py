@@ -129,7 +129,8 @@ def figure_caption(ctx, label: str, ids: Iterable[str], text: str, table: Path |
 
 def chapter_claims(chapter: str, ctx):
     """The box a chapter opens with: the claims whose evidence it shows, each with what was
-    measured, its computed verdict and the rule that gave it (an HTML display)."""
+    measured in a few words (all its numbers and the rule a click away), its computed verdict and,
+    when inconclusive, why (an HTML display)."""
     from IPython.display import HTML
 
     t = claims_table(ctx.profile.name)
@@ -138,11 +139,12 @@ def chapter_claims(chapter: str, ctx):
     rows = [r for r in t.itertuples() if claim_chapter(r.claim, r.where) == chapter]
     if not rows:
         return HTML("")
+    more = lambda label, text: (f"<details class='claim-rule'><summary>{label}</summary>{html.escape(text)}"  # noqa: E731
+                                "</details>")
     body = "".join(
-        f"<tr><td><b>{html.escape(r.claim)}</b> ({html.escape(r.where)}): {html.escape(r.paper)}"
-        f"<div class='claim-rule'>Rule: {html.escape(r.rule)}</div></td>"
-        f"<td>{html.escape(r.evidence)}" + (f"<div class='claim-rule'>Inconclusive because: {html.escape(_reason(r))}</div>"
-                                            if _reason(r) else "") +
+        f"<tr><td><b>{html.escape(r.claim)}</b> ({html.escape(r.where)}): {html.escape(r.paper)}{more('rule', r.rule)}</td>"
+        f"<td>{html.escape(ours_short(r.claim, r.evidence))}{more('all the numbers', r.evidence)}"
+        + (f"<div class='claim-rule'>Inconclusive because: {html.escape(_reason(r))}</div>" if _reason(r) else "") +
         f"</td><td>{verdict_badge(r.verdict)}" + ("<div class='claim-rule'>shown apart, not in the tally</div>"
                                                   if bool(getattr(r, "apart", False)) else "") + "</td></tr>" for r in rows)
     return HTML(f"<div class='people-table chapter-claims' id=\"claims-{html.escape(chapter)}\"><table class='table'><caption>The paper's claims this "
