@@ -53,18 +53,27 @@ def claim_chapter(claim: str, where: str = "") -> str:
     return "claims"
 
 
+def chapter_source(chapter: str) -> str:
+    """``book/CHAPTER.md``'s text ("" when there is no such chapter)."""
+    source = paths.book_dir() / f"{chapter}.md"
+    return source.read_text(encoding="utf-8") if source.is_file() else ""
+
+
 def has_claims_box(chapter: str) -> bool:
     """Whether ``book/CHAPTER.md`` opens with :func:`chapter_claims` (its ``#claims-CHAPTER`` anchor)."""
-    source = paths.book_dir() / f"{chapter}.md"
-    return source.is_file() and "chapter_claims(" in source.read_text(encoding="utf-8")
+    return "chapter_claims(" in chapter_source(chapter)
+
+
+def more(label: str, text: str) -> str:
+    """``text`` behind a click: an HTML ``<details>`` whose summary is ``label``."""
+    return f"<details class='claim-rule'><summary>{label}</summary>{html.escape(text)}</details>"
 
 
 def figure_link(chapter: str, where: str) -> str:
     """``where`` (the paper's "Fig. 3", "Figs. 8–9, §4.2", …) as HTML, its first figure number linked
     to that figure in ``chapter`` where the chapter labels it (``pages.figure(..., label="fig3")``, or
     the label ``"fig3"`` given otherwise)."""
-    source = paths.book_dir() / f"{chapter}.md"
-    text = source.read_text(encoding="utf-8") if source.is_file() else ""
+    text = chapter_source(chapter)
     found = re.search(r"Figs?\. ?(\d+)", where)
     if not found or f'"fig{found.group(1)}"' not in text:
         return html.escape(where)
@@ -139,8 +148,6 @@ def chapter_claims(chapter: str, ctx):
     rows = [r for r in t.itertuples() if claim_chapter(r.claim, r.where) == chapter]
     if not rows:
         return HTML("")
-    more = lambda label, text: (f"<details class='claim-rule'><summary>{label}</summary>{html.escape(text)}"  # noqa: E731
-                                "</details>")
     body = "".join(
         f"<tr><td><b>{html.escape(r.claim)}</b> ({html.escape(r.where)}): {html.escape(r.paper)}{more('rule', r.rule)}</td>"
         f"<td>{html.escape(ours_short(r.claim, r.evidence))}{more('all the numbers', r.evidence)}"
