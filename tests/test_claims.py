@@ -223,6 +223,18 @@ def test_c9_asks_whether_the_detail_is_right_and_c10_bounds_slight(results):
     assert c9.verdict == claims.INCONCLUSIVE and "not measured" in c9.reason
 
 
+def test_c10_needs_the_papers_upsampling(results):
+    """Nearest-upsampling networks (the cpu profile's) pass the gate but cannot show the paper's cross-hatch."""
+    s = pd.read_csv(results / "p/superres/sr_summary.csv")
+    store.write_table(s, results / "p/superres/sr_summary.csv", {"detail_version": 2, "config": {"upsample": "nearest"}})
+    t = claims.evaluate("p", results).set_index("claim")
+    assert t.loc["C8", "verdict"] == t.loc["C9", "verdict"] == claims.REPRODUCED  # the gate passes, as before
+    assert t.loc["C10", "verdict"] == claims.INCONCLUSIVE and t.loc["C10", "reason"] == "the networks are not the paper's"
+    assert "upsample by nearest ×2" in t.loc["C10", "evidence"] and "median 3.00×" in t.loc["C10", "evidence"]
+    store.write_table(s, results / "p/superres/sr_summary.csv", {"detail_version": 2, "config": {"upsample": "deconv"}})
+    assert claims.evaluate("p", results).set_index("claim").loc["C10", "verdict"] == claims.REPRODUCED
+
+
 def test_lbfgs_equivalent_by_hand():
     eq = claims.lbfgs_equivalent(_objective({64: 1000 / 11 + 10}))
     assert list(eq.matched_at) == [10.0, 10.0]

@@ -202,8 +202,9 @@ def test_subset_zero_keeps_the_model_hash(tmp_path, demo_root):
     from perceptual.method.train import config_hash
 
     cfg = replace(PAPER.sr, network="vgg19-caffe", patch=48, iterations=2, checkpoint_every=2, val_images=0)
-    assert config_hash(superres.run_key(cfg, "pixel", 0)) == config_hash((cfg, "pixel"))  # old run folders stay valid
-    assert config_hash(superres.run_key(cfg, "pixel", 3)) != config_hash((cfg, "pixel"))
+    old = config_hash((superres.identity(cfg), "pixel"))  # the config hashed as before it had ``upsample``
+    assert config_hash(superres.run_key(cfg, "pixel", 0)) == old  # old run folders stay valid
+    assert config_hash(superres.run_key(cfg, "pixel", 3)) != old
     path = superres.train_sr(cfg, "pixel", [demo_root / "train/demo"], tmp_path, "cpu", progress=False, subset=3)
     listed = (tmp_path / "train_files.txt").read_text().splitlines()
     all_files = superres.split_files([demo_root / "train/demo"], 0)[0]
@@ -253,3 +254,18 @@ def test_the_sr_tables_record_each_networks_real_iterations(tmp_path, monkeypatc
     assert meta["config"]["iterations"] == "×4: 1000 (ℓ_pixel, ℓ_feat); SRCNN 1000 where retrained"
     assert "networks trained ℓ_pixel ×4 900, ℓ_feat ×4 800, SRCNN ×4 700 iterations" in meta["summary"]
     assert meta["detail_version"] == 2
+
+
+def test_run_folders_of_the_paper_network_predate_the_upsample_field():
+    """The hashes computed before SRConfig had ``upsample`` (commit e5bbe9f): the published and ablation
+    run folders keep their names; a nearest-upsampling network gets its own; SRCNN ignores the field."""
+    from perceptual.method.train import config_hash
+
+    assert config_hash(superres.run_key(PAPER.sr, "feat")) == "55808f783e"
+    assert config_hash(superres.run_key(PAPER.sr, "pixel", 5)) == "4410d08096"
+    nearest = replace(PAPER.sr, upsample="nearest")
+    assert config_hash(superres.run_key(nearest, "feat")) == "8925b1a091"
+    assert config_hash(superres.run_key(nearest, "srcnn")) == config_hash(superres.run_key(PAPER.sr, "srcnn"))
+    net = superres.sr_model(replace(nearest, factor=8), "feat")
+    assert net.arch["upsample"] == "nearest" and net.arch["factor"] == 8
+    assert net(torch.zeros(1, 3, 6, 6)).shape == (1, 3, 48, 48)

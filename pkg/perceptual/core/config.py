@@ -96,6 +96,8 @@ class SRConfig:
     tv_weight: float = sourced(0.0, "paper §4.2 names no TV for super-resolution; the authors' code adds 1e-6 to every "
                                     "transformation network, SR included (models.lua, REFERENCE.md §6)")
     patch: int = sourced(288, "paper §4.2")
+    upsample: str = sourced("deconv", "paper §3.1 (stride-½ convolutions; 'nearest': nearest ×2, then a 3×3 convolution, "
+                                      "which cannot make a checkerboard)")
     blur_sigma: float = sourced(1.0, "paper §4.2")
     batch_size: int = sourced(4, "paper §4.2")
     iterations: int = sourced(200_000, "paper §4.2")

@@ -99,11 +99,17 @@ def training_subset(files: Sequence[Path], n: int, seed: int) -> list[Path]:
     return [ordered[i] for i in sorted(pick.tolist())]
 
 
-def run_key(cfg: SRConfig, method: str, subset: int = 0, upsample: str = "deconv") -> tuple:
+def identity(cfg: SRConfig) -> dict:
+    """``cfg`` as hashed before it had an ``upsample`` field: the paper's networks keep their run folders."""
+    return {k: v for k, v in store.to_jsonable(cfg).items() if k != "upsample"}
+
+
+def run_key(cfg: SRConfig, method: str, subset: int = 0) -> tuple:
     """What identifies a trained SR network (its run folder hash); unchanged for subset = 0 and the
-    paper's fractionally strided convolutions."""
-    extra = {**({"train_images": subset} if subset else {}), **({"upsample": upsample} if upsample != "deconv" else {})}
-    return (cfg, method, extra) if extra else (cfg, method)
+    paper's fractionally strided convolutions (``cfg.upsample == "deconv"``; SRCNN has no upsampling layer)."""
+    extra = {**({"train_images": subset} if subset else {}),
+             **({"upsample": cfg.upsample} if cfg.upsample != "deconv" and method != "srcnn" else {})}
+    return (identity(cfg), method, extra) if extra else (identity(cfg), method)
 
 
 class Patches(CachedImages):
@@ -126,11 +132,11 @@ class Patches(CachedImages):
         return img[:, top:top + self.patch, left:left + self.patch]  # HR patch; LR made in the step
 
 
-def sr_model(cfg: SRConfig, method: str, upsample: str = "deconv") -> nn.Module:
-    """The network ``method`` trains: SRCNN, or the paper's SR network (``upsample="nearest"``: nearest
-    ×2 then a convolution instead of each fractionally strided one, a variant that cannot make
-    checkerboards; the paper's is "deconv")."""
-    return SRCNN() if method == "srcnn" else SRNet(cfg.factor, upsample=upsample)
+def sr_model(cfg: SRConfig, method: str) -> nn.Module:
+    """The network ``method`` trains: SRCNN, or the paper's SR network with ``cfg.upsample`` (the
+    paper's "deconv", or "nearest": nearest ×2 then a convolution instead of each fractionally
+    strided one, a variant that cannot make checkerboards)."""
+    return SRCNN() if method == "srcnn" else SRNet(cfg.factor, upsample=cfg.upsample)
 
 
 # what each method's network sees: the LR image, or the LR image bicubic-upsampled (SRCNN)
@@ -163,8 +169,7 @@ def sr_loss(cfg: SRConfig, method: str, net: nn.Module | None):
 
 
 def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Path,
-             device: str | torch.device | None = None, subset: int = 0, upsample: str = "deconv",
-             **options) -> Path:
+             device: str | torch.device | None = None, subset: int = 0, **options) -> Path:
     """Train ``method`` ∈ {pixel, feat, srcnn} with the shared resumable loop, on ``subset``
     training photos (:func:`training_subset`, seeded by ``cfg.seed``; 0 = all; the photos used are
     listed in ``train_files.txt`` in the run folder). The patch must be a multiple of the factor;
@@ -189,12 +194,12 @@ def train_sr(cfg: SRConfig, method: str, train_dirs: Sequence[Path], run_dir: Pa
         file_list.parent.mkdir(parents=True, exist_ok=True)
         store.atomic_write_text(file_list, "".join(f"{f}\n" for f in train_files))
     torch.manual_seed(cfg.seed)  # the initial weights are part of the run's identity
-    model = sr_model(cfg, method, upsample)
+    model = sr_model(cfg, method)
     data = Patches(train_files, cfg.patch, cfg.factor, cfg.blur_sigma)
     val_hr = data.stack(val_files, lambda hr: images.center_crop(hr, (cfg.patch, cfg.patch)))
     meta = {"kind": "srcnn" if method == "srcnn" else "sr", "arch": model.arch, "method": method,
             "factor": cfg.factor, "loss_network": cfg.network if net is not None else None,
-            "config_hash": config_hash(run_key(cfg, method, subset, upsample)),
+            "config_hash": config_hash(run_key(cfg, method, subset)),
             "provenance": store.provenance(cfg, cfg.seed, cfg.network if net else None, device, method=method,
                                            precision=prec, train_images=len(train_files))}
     if subset:

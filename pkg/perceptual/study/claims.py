@@ -662,6 +662,10 @@ def _c10(res: Results) -> Outcome:
     gate = sr_gate(s)
     if gate:
         return _inconclusive(text, *gate)
+    upsample = (res.meta("superres/sr_summary.csv").get("config") or {}).get("upsample", "deconv")
+    if upsample != "deconv":  # the cross-hatch is the fractionally strided convolutions' (paper §4.2)
+        return _inconclusive(text, "the networks are not the paper's", f"they upsample by {upsample} ×2 and a "
+                             "convolution, which cannot make the checkerboard the paper's stride-½ convolutions leave")
     if lo <= ratio <= hi:
         return Outcome(text, REPRODUCED)
     return Outcome(text + (f"; above {hi:g}×: a pattern, but not a slight one" if ratio > hi else ""),
@@ -708,7 +712,8 @@ CLAIMS: tuple[Claim, ...] = (
           "Both in every set × factor: reproduced; each in at least half: partly (the worse of the two decides); "
           "rightness not measured: inconclusive", _c9),
     Claim("C10", "§4.2", "ℓ_feat shows a slight cross-hatch pattern.",
-          f"{SR_GATE}. Residual spectrum's periodic peak (rings up to the period-2 checkerboard) ℓ_feat/ℓ_pixel "
+          f"{SR_GATE}; networks with the paper's fractionally strided convolutions (else inconclusive). Residual "
+          "spectrum's periodic peak (rings up to the period-2 checkerboard) ℓ_feat/ℓ_pixel "
           f"{HATCH_SLIGHT[0]:g}–{HATCH_SLIGHT[1]:g}× (median): reproduced; ≥ 1.2× (or above {HATCH_SLIGHT[1]:g}×: "
           "present but not slight): partly", _c10),
     Claim("C11", "§4.1, Fig. 7", "Networks trained at one size work at larger sizes.",

@@ -20,9 +20,10 @@ from perceptual.method.train import config_hash
 from perceptual.runtime.precision import resolve
 from perceptual.study.chapters.context import Context, _done, loader_workers, runner, sr_config
 
-# name, what it changes, SRConfig overrides (and "upsample", the network's), the iterations it is scored at
+# name, what it changes, SRConfig overrides, the iterations it is scored at; every variant starts from the paper's
+# network (fractionally strided convolutions) with the profile's other ℓ_feat ×4 settings
 VARIANTS: tuple[tuple[str, str, dict, tuple[int, ...]], ...] = (
-    ("base", "the profile's ℓ_feat ×4 run", {}, (500, 1000, 2000, 3500)),
+    ("base", "the paper's network at the profile's ℓ_feat ×4 settings", {}, (500, 1000, 2000, 3500)),
     ("fp32", "float32 instead of bf16", {"precision": "fp32"}, (500, 1000)),
     ("tv-1e-6", "TV 1e-6, as the authors' models.lua", {"tv_weight": 1e-6}, (500, 1000)),
     ("lr-1e-4", "learning rate 1e-4 instead of 1e-3", {"lr": 1e-4}, (500, 1000)),
@@ -63,12 +64,12 @@ def feat_ablation(ctx: Context, progress: bool = True, factor: int = 4, variants
     """Train every ``variants`` entry (:data:`VARIANTS`) in segments (resumable) and score it after
     each; writes ``superres/feat_ablation.csv`` (variant, change, iterations, seconds of training,
     Set5 PSNR/SSIM raw and histogram-matched, detail measures, bicubic, whether the gate passes)."""
-    from perceptual.method.superres import train_sr
+    from perceptual.method.superres import identity, train_sr
 
     table = ctx.out("superres") / "feat_ablation.csv"
-    base = sr_config(ctx, factor, "feat")
+    base = replace(sr_config(ctx, factor, "feat"), upsample="deconv")
     sr_set = next((s for s in ctx.profile.sr_sets if s[0] == SET), ctx.profile.sr_sets[0])
-    key = config_hash((base, variants, sr_set, ctx.profile.train_dirs))
+    key = config_hash((identity(base), variants, sr_set, ctx.profile.train_dirs))
     if _done(table, key):
         return table
     # rows already scored, by run folder and iteration count (a variant's folder names its training)
@@ -83,18 +84,16 @@ def feat_ablation(ctx: Context, progress: bool = True, factor: int = 4, variants
                                              "change at a time from the profile's run"})
 
     for name, change, overrides, stops in variants:
-        settings = {k: v for k, v in overrides.items() if k != "upsample"}
-        upsample = overrides.get("upsample", "deconv")
-        cfg = replace(base, **settings, iterations=max(stops), checkpoint_every=min(stops))
-        run_dir = ctx.out("superres") / "ablation" / \
-            f"{name}-{config_hash(cfg if upsample == 'deconv' else (cfg, upsample))[:8]}"
+        cfg = replace(base, **overrides, iterations=max(stops), checkpoint_every=min(stops))
+        ident = identity(cfg) if cfg.upsample == "deconv" else (identity(cfg), cfg.upsample)  # folders predate the field
+        run_dir = ctx.out("superres") / "ablation" / f"{name}-{config_hash(ident)[:8]}"
         for stop in stops:
             done = [r for r in old if r.get("run") == run_dir.name and r["iterations"] == stop]
             if done:
                 rows.append({**done[0], "variant": name, "change": change, "works": _works(done[0])})
                 continue
             path = train_sr(cfg, "feat", [ctx.data(d) for d in ctx.profile.train_dirs], run_dir, ctx.device,
-                            progress=progress, workers=loader_workers(ctx), stop_after=stop, upsample=upsample)
+                            progress=progress, workers=loader_workers(ctx), stop_after=stop)
             scores = _scores(ctx, path, factor, sr_set)
             rows.append({"variant": name, "change": change, "iterations": stop, "run": run_dir.name,
                          "train_seconds": _train_seconds(run_dir, stop), **scores, "works": _works(scores),
