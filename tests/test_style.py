@@ -185,6 +185,36 @@ def test_style_inversion_matches_grams(net, demo_root):
     assert r.history[-1]["total"] < 0.05 * r.history[0]["total"]
 
 
+class _Quadratic:
+    """Σ w·(x − t)² with part of t above 255, so that the projection onto [0, 255] is active."""
+
+    def __init__(self):
+        gen = torch.Generator().manual_seed(0)
+        self.net = torch.nn.Linear(1, 1)  # only where optimise looks up the device
+        self.t = torch.rand(1, 3, 4, 4, generator=gen) * 400
+        self.w = torch.rand(1, 3, 4, 4, generator=gen) * 100 + 0.01
+
+    def content_targets(self, content):
+        return None
+
+    def __call__(self, x, targets):
+        return {"total": (self.w * (x - self.t) ** 2).sum()}
+
+
+def test_lbfgs_restart_gets_a_projected_run_moving_again():
+    """With a line search and clipping, L-BFGS's memory goes stale and the iterate stops dead; the
+    restart drops the memory where an iteration does not move the image. History records the iterate
+    (not a line search's trial points), so a stalled run reads as a constant."""
+    cfg = GatysConfig(iterations=60, init="uniform")
+    stuck = [h["total"] for h in gatys.optimise(_Quadratic(), (4, 4), cfg, progress=False, line_search=True).history]
+    assert len(set(stuck[20:60])) == 1  # not one step in 40 iterations
+    moving = [h["total"] for h in gatys.optimise(_Quadratic(), (4, 4), cfg, progress=False, line_search=True,
+                                                 restart=True).history]
+    assert all(b < a for a, b in zip(moving[20:60:10], moving[30:61:10])) and moving[-1] < stuck[-1]
+    q = _Quadratic()
+    assert moving[-1] > float((q.w * (q.t.clamp(0, 255) - q.t) ** 2).sum())  # the constrained minimum bounds it
+
+
 def test_objective_skips_unweighted_terms(net):
     obj = Objective(net, replace(LossConfig(), style_weight=0.0, tv_weight=0.0, content_layers=("relu1_2",)))
     assert obj.layers == ("relu1_2",)
