@@ -18,7 +18,7 @@ from perceptual.book.pages import MISSING, Table, _duration, _image_uri, is_miss
 # ---------------------------------------------------------------------------------------------
 # the paper's claims in the book: the landing page's summary, each chapter's claims, captions
 
-# claim → the chapter whose figures and tables show its evidence (claims.py names the paper's place)
+# claim → the chapter whose figures and tables show its evidence (claims name the paper's place)
 CLAIM_CHAPTERS = {"C1": "objective", "C2": "objective", "C3": "objective", "C11": "objective", "C4": "speed",
                   "C5": "qualitative", "C6": "inversion", "C7": "inversion", "C8": "superres", "C9": "superres",
                   "C10": "superres"}
