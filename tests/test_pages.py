@@ -365,3 +365,8 @@ def test_a_claims_figure_number_links_to_that_figure_where_its_chapter_labels_it
         "§4, <a href='inversion.html#fig3'>Fig. 3</a> &amp; 4"  # the rest escaped
     assert report.figure_link("objective", "Fig. 5, §4.1") == "Fig. 5, §4.1"  # no labelled figure: text only
     assert report.figure_link("speed", "Table 1") == "Table 1"
+    (tmp_path / "superres.md").write_text('pages.plot(fig, label={4: "fig8", 8: "fig9"}[factor])\n')
+    assert report.figure_link("superres", "§4.2, Figs. 8–9") == \
+        "§4.2, <a href='superres.html#fig8'>Figs. 8</a>–<a href='superres.html#fig9'>9</a>"  # both ends of a range
+    (tmp_path / "qualitative.md").write_text('pages.figure([...], "caption", label="fig7")\n')
+    assert report.figure_link("qualitative", "Figs. 6–7") == "Figs. 6–<a href='qualitative.html#fig7'>7</a>"

@@ -70,16 +70,22 @@ def more(label: str, text: str) -> str:
 
 
 def figure_link(chapter: str, where: str) -> str:
-    """``where`` (the paper's "Fig. 3", "Figs. 8–9, §4.2", …) as HTML, its first figure number linked
-    to that figure in ``chapter`` where the chapter labels it (``pages.figure(..., label="fig3")``, or
-    the label ``"fig3"`` given otherwise)."""
+    """``where`` (the paper's "Fig. 3", "Figs. 8–9, §4.2", …) as HTML, its first figure number, or
+    both ends of a range, linked to that figure in ``chapter`` where the chapter labels it
+    (``pages.figure(..., label="fig3")``, or the label ``"fig3"`` given otherwise)."""
     text = chapter_source(chapter)
-    found = re.search(r"Figs?\. ?(\d+)", where)
-    if not found or f'"fig{found.group(1)}"' not in text:
+    found = re.search(r"(Figs?\. ?)(\d+)(?:(\s*[–-]\s*)(\d+))?", where)
+    if not found:
         return html.escape(where)
+
+    def link(shown: str, number: str) -> str:
+        shown = html.escape(shown)
+        return f"<a href='{chapter}.html#fig{number}'>{shown}</a>" if f'"fig{number}"' in text else shown
+
+    prefix, first, dash, last = found.groups()
+    linked = link(prefix + first, first) + (html.escape(dash) + link(last, last) if last else "")
     a, b = found.span()
-    return (f"{html.escape(where[:a])}<a href='{chapter}.html#fig{found.group(1)}'>{html.escape(where[a:b])}</a>"
-            f"{html.escape(where[b:])}")
+    return f"{html.escape(where[:a])}{linked}{html.escape(where[b:])}"
 
 
 def claims_table(profile: str | None = None, root: Path | None = None):
