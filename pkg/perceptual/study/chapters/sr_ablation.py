@@ -1,8 +1,10 @@
-"""Why ℓ_feat super-resolution is poor at the ``cpu`` profile's size: a measured ablation.
+"""Why the paper's ℓ_feat super-resolution network is poor at the ``cpu`` profile's size: a measured ablation.
 
-At 96² patches and a few thousand iterations, the ℓ_feat ×4 network scores ≈ 22 dB on Set5 against
-bicubic's ≈ 28 dB, with a green cast and a period-2 cross-hatch (the paper reports a *slight* one
-after 200,000 iterations at 288²). Each variant below changes one setting of that run, trains from
+At 96² patches and a few thousand iterations, the paper's ℓ_feat ×4 network (fractionally strided
+convolutions) scores ≈ 22 dB on Set5 against bicubic's ≈ 28 dB, with a green cast and a period-2
+cross-hatch (the paper reports a *slight* one after 200,000 iterations at 288²). Its outcome, the
+``nearest`` variant, is what the ``cpu`` profile trains (a deviation row). Each variant below changes
+one setting of that run, trains from
 the same seed on the same photos, and is scored on Set5 (standard protocol, as the chapter) at
 several iteration counts, beside bicubic and the competence gate the claims use
 (:func:`perceptual.study.claims.sr_gate`'s thresholds, on the histogram-matched outputs as there). Not part of ``make reproduce``: run it with
@@ -81,7 +83,7 @@ def feat_ablation(ctx: Context, progress: bool = True, factor: int = 4, variants
         return store.write_table(pd.DataFrame(rows), table,
                                  {**ctx.meta(base, key=key if len(rows) == total else f"partial {key}"),
                                   "summary": f"ℓ_feat ×{factor} ablation on {sr_set[0]} (standard protocol), one "
-                                             "change at a time from the profile's run"})
+                                             "change at a time from the paper's network at the profile's settings"})
 
     for name, change, overrides, stops in variants:
         cfg = replace(base, **overrides, iterations=max(stops), checkpoint_every=min(stops))
