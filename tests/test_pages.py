@@ -370,3 +370,15 @@ def test_a_claims_figure_number_links_to_that_figure_where_its_chapter_labels_it
         "§4.2, <a href='superres.html#fig8'>Figs. 8</a>–<a href='superres.html#fig9'>9</a>"  # both ends of a range
     (tmp_path / "qualitative.md").write_text('pages.figure([...], "caption", label="fig7")\n')
     assert report.figure_link("qualitative", "Figs. 6–7") == "Figs. 6–<a href='qualitative.html#fig7'>7</a>"
+
+
+def test_the_difficult_list_says_which_sr_networks_fail_the_gate():
+    """On the published cpu answer: both SR losses against bicubic at ×4, and the gate's reason (never a
+    sentence that blames ℓ_feat alone when ℓ_pixel fails too)."""
+    from perceptual.book import report
+
+    _, hard = report.easy_and_difficult("cpu")
+    sr = [h for h in hard if h.startswith("Super-resolution")]
+    assert sr == ["Super-resolution is hard to train this short: on ×4, against bicubic (mean over the sets), "
+                  "ℓ_pixel −1.8 dB, ℓ_feat −1.3 dB; ℓ_feat does not work on 3 of 6 set × factor, ℓ_pixel does not "
+                  "work on 5 of 6 set × factor, so the SR claims (C8–C10) are inconclusive."]
