@@ -331,6 +331,9 @@ def test_the_landing_numbers_come_out_of_the_evidence_or_its_first_clause():
     assert report.ours_short("C6", "relu2_2 29.1 dB / 0.08, relu5_3 13.9 dB / 0.41. Inconclusive — the shallowest "
                                    "layer's reconstruction is not faithful (relu2_2 29.1 dB < 30 dB)") == \
         "PSNR 29.1 → 13.9 dB with depth"  # the reason's numbers are not the measurement's
+    assert report.ours_short("C7", "relu1_2 17.8 px, relu4_3 8.5 px (power-weighted mean wavelength; ρ -0.80); share "
+                                   "of power above 0.25 cycles/px relu1_2 0.28, noise-only control 0.81 (3.5 px)") == \
+        "wavelength 17.8 → 8.5 px with depth"  # the deepest layer's, not the noise control's 3.5 px
     long = "a new kind of evidence " * 10
     assert report.ours_short("C6", long + "; more").endswith("…") and len(report.ours_short("C6", long)) <= 90
 

@@ -235,7 +235,7 @@ def ours_short(claim: str, evidence: str) -> str:
                 return fmt.format(*m.groups())
         if claim in SHORT_TREND:
             pattern, fmt = SHORT_TREND[claim]
-            found = re.findall(pattern, e)
+            found = re.findall(pattern, e.split(" (")[0])  # the layers' values, not a control's after them
             if len(found) >= 2:
                 return fmt.format(found[0], found[-1])
         if claim == "C8":
